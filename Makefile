@@ -1,0 +1,33 @@
+# Entry points a new user runs (see README.md).
+#   make deps   install the Debian packages stave needs (idempotent; run as root or with sudo)
+#   make build  Release build; binaries land in build/bin/
+#   make test   deps + build + ctest
+SHELL := /bin/bash
+BUILD_DIR ?= build
+JOBS ?= 2
+
+DEB_PACKAGES := cmake make g++ ccache pkg-config \
+  libtorch-dev libopenblas0-openmp \
+  libabsl-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev \
+  libgtest-dev libbenchmark-dev
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all packages present"; fi
+
+build:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: deps build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+
+clean:
+	rm -rf $(BUILD_DIR)
