@@ -1,0 +1,135 @@
+// stave bench: prefill and decode speed and peak memory, on a real model or random weights of a
+// given shape.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <unistd.h>
+
+#include "client/commands.h"
+#include "core/checkpoint.h"
+#include "core/model.h"
+#include "core/sequence.h"
+#include "nlohmann/json.hpp"
+
+namespace stave::cli {
+namespace {
+
+constexpr char kShape110M[] = "dim=768,layers=12,heads=12,kv_heads=12,hidden=2048,vocab=32000,ctx=1024";
+
+struct BenchOptions {
+  std::string model, tokenizer, random_shape = kShape110M;
+  int prompt_tokens = 128, gen_tokens = 64, threads = 2, runs = 3;
+  bool json = false;
+};
+
+double PeakRssMb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;  // KiB on Linux
+}
+
+double CurrentRssMb() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * (sysconf(_SC_PAGESIZE) / 1048576.0);
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+absl::Status RunBench(const BenchOptions& o) {
+  ConfigureThreads(o.threads);
+  std::unique_ptr<Model> model;
+  std::string source;
+  if (!o.model.empty()) {
+    auto loaded = Model::Load(o.model, o.tokenizer);
+    if (!loaded.ok()) return loaded.status();
+    model = *std::move(loaded);
+    source = o.model;
+  } else {
+    auto config = ParseShapeSpec(o.random_shape);
+    if (!config.ok()) return config.status();
+    model = Model::FromCheckpoint(RandomCheckpoint(*config, 0), nullptr);
+    source = "random:" + o.random_shape;
+  }
+  const ModelConfig& c = model->config();
+  if (o.prompt_tokens + o.gen_tokens > c.max_seq_len)
+    return absl::InvalidArgumentError("--prompt-tokens + --gen-tokens exceed the model's context");
+  std::mt19937 rng(0);
+  std::vector<int> prompt{c.bos_id};
+  while (static_cast<int>(prompt.size()) < o.prompt_tokens)
+    prompt.push_back(static_cast<int>(rng() % c.vocab_size));
+  GenerationParams params;
+  params.max_tokens = o.gen_tokens;
+  params.ignore_stop_token = true;
+
+  std::vector<double> prefill_tps, decode_tps;
+  double rss_growth = 0;
+  for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up allocator and thread pool
+    auto seq = Sequence::Create(*model, prompt, params);
+    if (!seq.ok()) return seq.status();
+    using Clock = std::chrono::steady_clock;
+    auto t0 = Clock::now();
+    (*seq)->Next();
+    auto t1 = Clock::now();
+    const double rss_before = CurrentRssMb();
+    while (!(*seq)->finished()) (*seq)->Next();
+    auto t2 = Clock::now();
+    if (run == 0) continue;
+    rss_growth = std::max(rss_growth, CurrentRssMb() - rss_before);
+    prefill_tps.push_back(o.prompt_tokens / std::chrono::duration<double>(t1 - t0).count());
+    decode_tps.push_back((o.gen_tokens - 1) / std::chrono::duration<double>(t2 - t1).count());
+    if (!o.json)
+      std::fprintf(stderr, "run %d/%d: prefill %.1f tokens/s, decode %.1f tokens/s\n", run, o.runs,
+                   prefill_tps.back(), decode_tps.back());
+  }
+  nlohmann::json j = {
+      {"model", source},
+      {"mode", "vanilla"},
+      {"threads", o.threads},
+      {"prompt_tokens", o.prompt_tokens},
+      {"gen_tokens", o.gen_tokens},
+      {"runs", o.runs},
+      {"prefill_tokens_per_s", Median(prefill_tps)},
+      {"decode_tokens_per_s", Median(decode_tps)},
+      {"decode_weight_gb_per_s",
+       Median(decode_tps) * 4.0 *
+           (static_cast<double>(c.n_layers) *
+                (c.dim * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim() + c.dim * c.dim +
+                 3.0 * c.dim * c.hidden_dim) +
+            static_cast<double>(c.vocab_size) * c.dim) / 1e9},
+      {"peak_rss_mb", PeakRssMb()},
+      {"decode_rss_growth_mb", rss_growth},
+  };
+  if (o.json) {
+    std::puts(j.dump().c_str());
+  } else {
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand("bench", "measure prefill/decode speed and peak memory");
+  cmd->add_option("--model", o->model, "model to measure (default: random weights of --random-shape)");
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer for --model");
+  cmd->add_option("--random-shape", o->random_shape, "shape of the random-weight model")->capture_default_str();
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--threads", o->threads, "compute threads")->capture_default_str();
+  cmd->add_option("--runs", o->runs, "measured runs (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", o->json, "print one JSON line");
+  cmd->callback([o] { CommandStatus() = RunBench(*o); });
+}
+
+}  // namespace stave::cli

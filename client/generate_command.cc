@@ -1,0 +1,93 @@
+// stave generate: run the model in-process and stream the text to stdout.
+#include <cstdio>
+#include <random>
+
+#include "client/commands.h"
+#include "core/generate.h"
+#include "core/model.h"
+#include "nlohmann/json.hpp"
+
+namespace stave::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model, tokenizer, prompt, mode = "vanilla";
+  int max_tokens = 256;
+  float temperature = 1.0f, top_p = 0.9f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  int threads = 0;
+  bool json = false, no_echo = false;
+};
+
+absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
+  ConfigureThreads(o.threads);
+  auto model = Model::Load(o.model, o.tokenizer);
+  if (!model.ok()) return model.status();
+  GenerationParams params;
+  params.max_tokens = o.max_tokens;
+  params.sampling = {o.temperature, o.top_k, o.top_p, seed_given ? o.seed : std::random_device{}()};
+  params.stop = o.stop;
+
+  const Tokenizer& tok = *(*model)->tokenizer();
+  if (!o.json && !o.no_echo) {
+    // Echo the prompt as the reference runner does: its tokens decoded, BOS rules included.
+    auto ids = tok.Encode(o.prompt, true);
+    std::fputs(tok.Decode(std::span<const int>(ids).subspan(1), ids[0]).c_str(), stdout);
+    std::fflush(stdout);
+  }
+  auto result = Generate(**model, o.prompt, params, [&](int, std::string_view text) {
+    if (!o.json) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    }
+    return true;
+  });
+  if (!result.ok()) return result.status();
+  const double decode_tps =
+      result->token_ids.size() > 1 ? (result->token_ids.size() - 1) / result->decode_seconds : 0;
+  if (o.json) {
+    nlohmann::json j = {
+        {"text", result->text},
+        {"prompt_token_ids", result->prompt_token_ids},
+        {"token_ids", result->token_ids},
+        {"finish_reason", result->finish_reason},
+        {"seed", params.sampling.seed},
+        {"mode", o.mode},
+        {"usage", {{"prompt_tokens", result->prompt_token_ids.size()},
+                   {"completion_tokens", result->token_ids.size()}}},
+        {"timings", {{"prefill_seconds", result->prefill_seconds},
+                     {"decode_tokens_per_s", decode_tps}}},
+    };
+    std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::puts("");
+    std::fprintf(stderr, "[%zu tokens, finish: %s, decode %.1f tokens/s]\n",
+                 result->token_ids.size(), result->finish_reason.c_str(), decode_tps);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddGenerateCommand(CLI::App& app) {
+  auto o = std::make_shared<GenerateOptions>();
+  auto* cmd = app.add_subcommand("generate", "generate text from a prompt, streamed to stdout");
+  cmd->add_option("--model", o->model, "llama2.c .bin file or Hugging Face directory")->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.bin or tokenizer.model (default: next to the model)");
+  cmd->add_option("--prompt", o->prompt, "the prompt text")->required();
+  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "sample among the k most probable (0 = all)")->capture_default_str();
+  cmd->add_option("--top-p", o->top_p, "nucleus sampling mass, in (0, 1]")->capture_default_str();
+  auto* seed = cmd->add_option("--seed", o->seed, "sampling seed (default: random, printed with --json)");
+  cmd->add_option("--stop", o->stop, "stop string (repeatable)");
+  cmd->add_option("--mode", o->mode, "position mode")->check(CLI::IsMember({"vanilla"}))->capture_default_str();
+  cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
+  cmd->add_flag("--json", o->json, "print one JSON object instead of streaming text");
+  cmd->add_flag("--no-echo", o->no_echo, "do not print the prompt before the generated text");
+  cmd->callback([o, seed] { CommandStatus() = RunGenerate(*o, seed->count() > 0); });
+}
+
+}  // namespace stave::cli

@@ -1,0 +1,27 @@
+// stave: the command-line client. Subcommands with their own flags are handled by CLI11 (Debian's
+// libcli11-dev), which absl flags cannot do per subcommand.
+#include <cstdio>
+
+#include "client/commands.h"
+
+namespace stave::cli {
+absl::Status& CommandStatus() {
+  static absl::Status status;
+  return status;
+}
+}  // namespace stave::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"stave: Llama inference with Attention Buckets and MoICE position modes"};
+  app.require_subcommand(1);
+  stave::cli::AddGenerateCommand(app);
+  stave::cli::AddConvertCommand(app);
+  stave::cli::AddBenchCommand(app);
+  CLI11_PARSE(app, argc, argv);
+  const absl::Status& status = stave::cli::CommandStatus();
+  if (!status.ok()) {
+    std::fprintf(stderr, "stave: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

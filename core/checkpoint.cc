@@ -1,0 +1,115 @@
+#include "core/checkpoint.h"
+
+#include <torch/torch.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace stave {
+
+std::string LayerTensorName(int layer, const std::string& suffix) {
+  return absl::StrCat("model.layers.", layer, ".", suffix);
+}
+
+absl::Status ValidateConfig(const ModelConfig& c, const std::string& source) {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": invalid model config: ", why));
+  };
+  if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
+      c.vocab_size <= 0 || c.max_seq_len <= 0)
+    return bad(absl::StrCat("every dimension must be positive (dim=", c.dim, " hidden=", c.hidden_dim,
+                            " layers=", c.n_layers, " heads=", c.n_heads, " kv_heads=", c.n_kv_heads,
+                            " vocab=", c.vocab_size, " ctx=", c.max_seq_len, ")"));
+  if (c.dim % c.n_heads != 0) return bad("dim is not a multiple of the head count");
+  if (c.n_heads % c.n_kv_heads != 0) return bad("heads is not a multiple of kv_heads");
+  if (c.head_dim() % 2 != 0) return bad("the head dimension must be even for RoPE");
+  if (!(c.rope_theta > 1.0)) return bad("rope_theta must be > 1");
+  if (!(c.rope_scaling > 0.0)) return bad("rope_scaling factor must be > 0");
+  return absl::OkStatus();
+}
+
+namespace {
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedShapes(const ModelConfig& c) {
+  const int64_t hd = c.head_dim(), q = c.n_heads * hd, kv = c.n_kv_heads * hd;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out = {
+      {"model.embed_tokens.weight", {c.vocab_size, c.dim}}, {"model.norm.weight", {c.dim}}};
+  if (!c.tied_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, c.dim}});
+  for (int l = 0; l < c.n_layers; ++l) {
+    out.push_back({LayerTensorName(l, "input_layernorm.weight"), {c.dim}});
+    out.push_back({LayerTensorName(l, "self_attn.q_proj.weight"), {q, c.dim}});
+    out.push_back({LayerTensorName(l, "self_attn.k_proj.weight"), {kv, c.dim}});
+    out.push_back({LayerTensorName(l, "self_attn.v_proj.weight"), {kv, c.dim}});
+    out.push_back({LayerTensorName(l, "self_attn.o_proj.weight"), {c.dim, q}});
+    out.push_back({LayerTensorName(l, "post_attention_layernorm.weight"), {c.dim}});
+    out.push_back({LayerTensorName(l, "mlp.gate_proj.weight"), {c.hidden_dim, c.dim}});
+    out.push_back({LayerTensorName(l, "mlp.up_proj.weight"), {c.hidden_dim, c.dim}});
+    out.push_back({LayerTensorName(l, "mlp.down_proj.weight"), {c.dim, c.hidden_dim}});
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status ValidateCheckpoint(const Checkpoint& ckpt) {
+  for (const auto& [name, shape] : ExpectedShapes(ckpt.config)) {
+    auto it = ckpt.tensors.find(name);
+    if (it == ckpt.tensors.end())
+      return absl::NotFoundError(absl::StrCat(ckpt.source, ": tensor '", name, "' is missing"));
+    if (it->second.sizes().vec() != shape) {
+      auto origin = ckpt.origin.find(name);
+      return absl::InvalidArgumentError(absl::StrCat(
+          origin == ckpt.origin.end() ? ckpt.source : origin->second, ": tensor '", name,
+          "' has shape [", absl::StrJoin(it->second.sizes(), ","), "], the config implies [",
+          absl::StrJoin(shape, ","), "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Checkpoint RandomCheckpoint(const ModelConfig& config, uint64_t seed) {
+  torch::manual_seed(seed);
+  Checkpoint ckpt;
+  ckpt.config = config;
+  ckpt.source = "random";
+  for (const auto& [name, shape] : ExpectedShapes(config)) {
+    bool is_norm = shape.size() == 1;
+    ckpt.tensors[name] = is_norm ? torch::ones(shape) : torch::randn(shape) * 0.02;
+    ckpt.origin[name] = "random";
+  }
+  return ckpt;
+}
+
+absl::StatusOr<ModelConfig> ParseShapeSpec(const std::string& spec) {
+  ModelConfig c;
+  c.tied_embeddings = false;
+  for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    double value = 0;
+    if (!absl::SimpleAtod(kv.second, &value))
+      return absl::InvalidArgumentError(absl::StrCat("shape spec: '", item, "' is not key=number"));
+    const std::string& k = kv.first;
+    int iv = static_cast<int>(value);
+    if (k == "dim") c.dim = iv;
+    else if (k == "layers") c.n_layers = iv;
+    else if (k == "heads") c.n_heads = iv;
+    else if (k == "kv_heads") c.n_kv_heads = iv;
+    else if (k == "hidden") c.hidden_dim = iv;
+    else if (k == "vocab") c.vocab_size = iv;
+    else if (k == "ctx") c.max_seq_len = iv;
+    else if (k == "theta") c.rope_theta = value;
+    else if (k == "tied") c.tied_embeddings = iv != 0;
+    else
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shape spec: unknown key '", k,
+          "' (known: dim, layers, heads, kv_heads, hidden, vocab, ctx, theta, tied)"));
+  }
+  if (c.n_kv_heads == 0) c.n_kv_heads = c.n_heads;
+  auto status = ValidateConfig(c, "shape spec");
+  if (!status.ok()) return status;
+  return c;
+}
+
+}  // namespace stave

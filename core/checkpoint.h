@@ -1,0 +1,38 @@
+// A model as read from disk: its config and its tensors, named as in Hugging Face Llama checkpoints
+// and in the rotate-half RoPE layout (llama2.c checkpoints are converted on load), all fp32 on CPU.
+// Every loader produces this; the transformer fuses it into its own working layout.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/statusor.h"
+#include "core/model_config.h"
+
+namespace stave {
+
+struct Checkpoint {
+  ModelConfig config;
+  std::map<std::string, at::Tensor> tensors;
+  std::map<std::string, std::string> origin;  // tensor name -> file it came from (for errors)
+  std::string source;                          // the path the user gave
+};
+
+// Hugging Face tensor names.
+std::string LayerTensorName(int layer, const std::string& suffix);  // "model.layers.<i>.<suffix>"
+
+// Every tensor the config calls for is present with the expected shape; errors name file + tensor.
+absl::Status ValidateCheckpoint(const Checkpoint& ckpt);
+
+// A random-weight model (Normal(0, 0.02), unit norms) of the given shape, for benchmarks and tests.
+Checkpoint RandomCheckpoint(const ModelConfig& config, uint64_t seed);
+
+// "dim=768,layers=12,heads=12,kv_heads=12,hidden=2048,vocab=32000,ctx=1024[,theta=10000]".
+absl::StatusOr<ModelConfig> ParseShapeSpec(const std::string& spec);
+
+// Checks the relations between the shape fields (positive, divisible, even head dim).
+absl::Status ValidateConfig(const ModelConfig& config, const std::string& source);
+
+}  // namespace stave

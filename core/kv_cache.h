@@ -1,0 +1,23 @@
+// Per-sequence key/value cache, preallocated for the whole generation: one [batch, kv_heads,
+// capacity, head_dim] tensor pair per layer. Keys are stored after RoPE. `batch` > 1 holds
+// independent branches of one sequence (Attention Buckets).
+#pragma once
+
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "core/model_config.h"
+
+namespace stave {
+
+struct KvCache {
+  std::vector<at::Tensor> k, v;
+  int capacity = 0;
+  int length = 0;  // positions filled
+
+  static KvCache Allocate(const ModelConfig& config, int batch, int capacity);
+  size_t bytes() const;
+};
+
+}  // namespace stave

@@ -1,0 +1,68 @@
+#include "core/model.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "core/hf_checkpoint.h"
+#include "core/llama2c_checkpoint.h"
+#include "core/rope.h"
+#include "core/transformer.h"
+
+namespace stave {
+namespace fs = std::filesystem;
+
+void ConfigureThreads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+}
+
+absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& model_path) {
+  std::error_code ec;
+  if (fs::is_directory(model_path, ec)) return LoadHfCheckpoint(model_path);
+  if (!fs::exists(model_path, ec))
+    return absl::NotFoundError(absl::StrCat("model not found: ", model_path));
+  return LoadLlama2cCheckpoint(model_path);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& model_path,
+                                                   const std::string& tokenizer_path) {
+  auto ckpt = LoadCheckpoint(model_path);
+  if (!ckpt.ok()) return ckpt.status();
+  std::string tok_path = tokenizer_path;
+  if (tok_path.empty()) {
+    fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
+    for (const char* name : {"tokenizer.model", "tokenizer.bin"})
+      if (fs::exists(dir / name)) {
+        tok_path = (dir / name).string();
+        break;
+      }
+    if (tok_path.empty())
+      return absl::NotFoundError(absl::StrCat("no tokenizer next to ", model_path,
+                                              " (looked for tokenizer.model, tokenizer.bin in ",
+                                              dir.string(), "); pass --tokenizer"));
+  }
+  auto tok = LoadTokenizer(tok_path, ckpt->config.vocab_size);
+  if (!tok.ok()) return tok.status();
+  auto model = FromCheckpoint(*ckpt, *std::move(tok));
+  model->path_ = model_path;
+  return model;
+}
+
+std::unique_ptr<Model> Model::FromCheckpoint(const Checkpoint& ckpt,
+                                             std::unique_ptr<Tokenizer> tokenizer) {
+  auto model = std::unique_ptr<Model>(new Model());
+  model->config_ = ckpt.config;
+  model->path_ = ckpt.source;
+  model->tokenizer_ = std::move(tokenizer);
+  model->transformer_ = std::make_unique<Transformer>(ckpt);
+  model->rope_ = std::make_unique<RopeTable>(MakeRopeTable(
+      ckpt.config.rope_theta, ckpt.config.head_dim(), ckpt.config.max_seq_len, ckpt.config.rope_scaling));
+  return model;
+}
+
+Model::~Model() = default;
+
+}  // namespace stave

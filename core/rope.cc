@@ -1,0 +1,36 @@
+#include "core/rope.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace stave {
+
+RopeTable MakeRopeTable(double base, int head_dim, int max_len, double scaling) {
+  // fp32 arithmetic as in llama2.c's run.c and HF's LlamaRotaryEmbedding, so logits match them.
+  auto cos = torch::empty({max_len, head_dim});
+  auto sin = torch::empty({max_len, head_dim});
+  auto c = cos.accessor<float, 2>();
+  auto s = sin.accessor<float, 2>();
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    float inv_freq = 1.0f / std::pow(static_cast<float>(base),
+                                     static_cast<float>(2 * i) / static_cast<float>(head_dim));
+    for (int pos = 0; pos < max_len; ++pos) {
+      float angle = (static_cast<float>(pos) / static_cast<float>(scaling)) * inv_freq;
+      c[pos][i] = c[pos][i + half] = std::cos(angle);
+      s[pos][i] = s[pos][i + half] = std::sin(angle);
+    }
+  }
+  return {cos, sin, base};
+}
+
+at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  auto x1 = x.narrow(-1, 0, half);
+  auto x2 = x.narrow(-1, half, half);
+  auto rotated = torch::cat({-x2, x1}, -1);  // rotate_half(x)
+  return x * cos + rotated * sin;
+}
+
+}  // namespace stave

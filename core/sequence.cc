@@ -1,0 +1,129 @@
+#include "core/sequence.h"
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/kv_cache.h"
+#include "core/rope.h"
+#include "core/transformer.h"
+
+namespace stave {
+namespace {
+
+// Length of the longest suffix of `text` that is a proper prefix of some stop string: text that
+// may still turn into a stop string and must not be released yet.
+size_t StopPrefixHoldback(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops)
+    for (size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
+      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+        hold = n;
+        break;
+      }
+  return hold;
+}
+
+// Bytes at the end of `text` that begin a UTF-8 character not yet complete.
+size_t IncompleteUtf8Tail(const std::string& text) {
+  for (size_t back = 1; back <= std::min<size_t>(4, text.size()); ++back) {
+    unsigned char c = static_cast<unsigned char>(text[text.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead byte
+    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
+                                                           std::vector<int> prompt_ids,
+                                                           const GenerationParams& params) {
+  const int ctx = model.config().max_seq_len;
+  if (prompt_ids.empty()) return absl::InvalidArgumentError("prompt: no tokens to start from");
+  for (int id : prompt_ids)
+    if (id < 0 || id >= model.config().vocab_size)
+      return absl::InvalidArgumentError(absl::StrCat("prompt: token id ", id, " outside the vocabulary"));
+  if (static_cast<int>(prompt_ids.size()) >= ctx)
+    return absl::InvalidArgumentError(absl::StrCat("prompt: ", prompt_ids.size(),
+                                                   " tokens leave no room in the model's context of ",
+                                                   ctx, " tokens"));
+  if (params.max_tokens <= 0)
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", params.max_tokens));
+  for (const auto& s : params.stop)
+    if (s.empty()) return absl::InvalidArgumentError("stop: stop strings must not be empty");
+  auto status = ValidateSamplingParams(params.sampling);
+  if (!status.ok()) return status;
+  return std::unique_ptr<Sequence>(new Sequence(model, std::move(prompt_ids), params));
+}
+
+Sequence::Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params)
+    : model_(model), prompt_ids_(std::move(prompt_ids)), params_(params), sampler_(params.sampling) {
+  // Room for the prompt and every generated token but the last (which is never fed back).
+  const int capacity = std::min<int>(model.config().max_seq_len,
+                                     static_cast<int>(prompt_ids_.size()) + params.max_tokens);
+  cache_ = std::make_unique<KvCache>(KvCache::Allocate(model.config(), 1, capacity));
+}
+
+Sequence::~Sequence() = default;
+
+size_t Sequence::kv_cache_bytes() const { return cache_->bytes(); }
+
+std::string Sequence::Release(bool everything) {
+  size_t end = text_.size();
+  if (!everything) end -= std::max(StopPrefixHoldback(text_, params_.stop), IncompleteUtf8Tail(text_));
+  if (end <= released_) return "";
+  std::string out = text_.substr(released_, end - released_);
+  released_ = end;
+  return out;
+}
+
+Sequence::Step Sequence::Next() {
+  Step step;
+  if (finished_) {
+    step.finished = true;
+    return step;
+  }
+  torch::NoGradGuard no_grad;
+  const bool prefill = cache_->length == 0;
+  const std::vector<int>& feed_ids = prefill ? prompt_ids_ : std::vector<int>{token_ids_.back()};
+  auto tokens = torch::tensor(std::vector<int64_t>(feed_ids.begin(), feed_ids.end()), torch::kLong)
+                    .view({1, -1});
+  const RopeTable& rope = model_.rope();
+  auto logits = model_.transformer().Forward(tokens, *cache_, rope.cos, rope.sin).contiguous();
+  const int token = sampler_.Sample(
+      std::span<const float>(logits.data_ptr<float>(), static_cast<size_t>(logits.size(-1))));
+
+  auto finish = [&](const char* reason) {
+    finished_ = true;
+    step.finished = true;
+    step.finish_reason = reason;
+  };
+  if (token == model_.config().stop_id() && !params_.ignore_stop_token) {
+    finish("eos");
+    step.text = Release(true);
+    return step;
+  }
+  const int prev = token_ids_.empty() ? prompt_ids_.back() : token_ids_.back();
+  token_ids_.push_back(token);
+  step.token = token;
+  if (model_.tokenizer() != nullptr) text_ += model_.tokenizer()->DecodeToken(prev, token);
+
+  // A stop string ends the text right before it. Only the tail can hold a new match.
+  size_t longest_stop = 0;
+  for (const auto& s : params_.stop) longest_stop = std::max(longest_stop, s.size());
+  const size_t search_from = released_ > longest_stop ? released_ - longest_stop : 0;
+  size_t cut = std::string::npos;
+  for (const auto& s : params_.stop) cut = std::min(cut, text_.find(s, search_from));
+  if (cut != std::string::npos) {
+    text_.resize(cut);
+    finish("stop");
+  } else if (static_cast<int>(token_ids_.size()) >= params_.max_tokens ||
+             static_cast<int>(prompt_ids_.size() + token_ids_.size()) >= model_.config().max_seq_len) {
+    finish("length");
+  }
+  step.text = Release(finished_);
+  return step;
+}
+
+}  // namespace stave

@@ -1,0 +1,36 @@
+// Text <-> token ids. Two implementations: llama2.c's tokenizer.bin (a byte-exact port of the
+// reference runner's encoder/decoder) and SentencePiece models through libsentencepiece.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stave {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Token ids for `text`, preceded by BOS when add_bos.
+  virtual std::vector<int> Encode(std::string_view text, bool add_bos) const = 0;
+  // The bytes `token` stands for when it follows `prev_token` (a leading space is dropped right
+  // after BOS, as both references do). Byte-fallback tokens give raw bytes, which may be partial
+  // UTF-8 sequences.
+  virtual std::string DecodeToken(int prev_token, int token) const = 0;
+  virtual int vocab_size() const = 0;
+  virtual int bos_id() const { return 1; }
+
+  // Concatenated DecodeToken over `tokens`, the first following `prev_token`.
+  std::string Decode(std::span<const int> tokens, int prev_token) const;
+};
+
+// Picks the implementation by content: SentencePiece model protos vs llama2.c tokenizer.bin.
+// expected_vocab > 0 checks the size against the model's.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path,
+                                                         int expected_vocab = 0);
+
+}  // namespace stave

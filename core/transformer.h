@@ -1,0 +1,52 @@
+// The Llama forward pass: RMSNorm, RoPE (rotate-half), grouped-query causal attention over a KV
+// cache, SwiGLU MLP, tied or separate classifier. fp32 throughout, device-agnostic (tensors stay
+// on the device the weights are on).
+#pragma once
+
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "core/checkpoint.h"
+#include "core/kv_cache.h"
+#include "core/rope.h"
+
+namespace stave {
+
+// Working layout: q/k/v and gate/up projections fused, so a decode step runs one matrix-vector
+// product for each instead of three and two.
+struct LayerWeights {
+  at::Tensor attn_norm;  // [dim]
+  at::Tensor wqkv;       // [(heads + 2 kv_heads) * head_dim, dim]
+  at::Tensor wo;         // [dim, heads * head_dim]
+  at::Tensor ffn_norm;   // [dim]
+  at::Tensor w13;        // [2 hidden, dim]: gate rows, then up rows
+  at::Tensor w2;         // [dim, hidden]
+};
+
+class Transformer {
+ public:
+  // `ckpt` must have passed ValidateCheckpoint.
+  explicit Transformer(const Checkpoint& ckpt);
+
+  const ModelConfig& config() const { return config_; }
+
+  // Runs `tokens` [B, T] (int64) at positions cache.length .. cache.length + T - 1 and appends
+  // their keys/values to `cache` (whose batch must be B). rope_cos/sin: [>= end, head_dim] (shared)
+  // or [B, >= end, head_dim] (one table per branch). Returns logits [B, V] of the last position, or
+  // [B, T, V] when all_positions.
+  at::Tensor Forward(const at::Tensor& tokens, KvCache& cache, const at::Tensor& rope_cos,
+                     const at::Tensor& rope_sin, bool all_positions = false) const;
+
+ private:
+  at::Tensor Attention(const LayerWeights& w, const at::Tensor& x, int layer, KvCache& cache,
+                       const at::Tensor& cos, const at::Tensor& sin) const;
+
+  ModelConfig config_;
+  at::Tensor embed_;       // [V, dim]
+  at::Tensor final_norm_;  // [dim]
+  at::Tensor classifier_;  // [V, dim], the embedding itself when tied
+  std::vector<LayerWeights> layers_;
+};
+
+}  // namespace stave
