@@ -1,0 +1,51 @@
+// Helpers shared by the tests: where the reference data lives, temporary directories.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace stave::testing {
+
+// ../shared next to the source tree, or $STAVE_SHARED_DIR.
+inline std::string SharedDir() {
+  if (const char* env = std::getenv("STAVE_SHARED_DIR")) return env;
+  return STAVE_DEFAULT_SHARED_DIR;
+}
+
+inline std::string SharedPath(const std::string& relative) { return SharedDir() + "/" + relative; }
+
+// Skips the current test with a message saying what is missing and how to provide it.
+#define SKIP_UNLESS_SHARED(relative)                                                         \
+  do {                                                                                       \
+    if (!std::filesystem::exists(::stave::testing::SharedPath(relative)))                    \
+      GTEST_SKIP() << "reference data " << ::stave::testing::SharedPath(relative)           \
+                   << " not found; set STAVE_SHARED_DIR to the shared/ folder to run this test"; \
+  } while (0)
+
+// A fresh directory under the system temp dir, removed at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("stave_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  std::string path() const { return path_.string(); }
+
+ private:
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  std::filesystem::path path_;
+};
+
+}  // namespace stave::testing
