@@ -22,15 +22,17 @@ RopeTable MakeRopeTable(double base, int head_dim, int max_len, double scaling) 
       s[pos][i] = s[pos][i + half] = std::sin(angle);
     }
   }
-  return {cos, sin, base};
+  auto half_sin = sin.narrow(1, 0, half);
+  auto sin_signed = torch::cat({-half_sin, half_sin}, 1);
+  return {cos, sin, sin_signed, base};
 }
 
-at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed) {
+  // x cos + rotate_half(x) sin, with rotate_half(x) = [-x2, x1]: the sign lives in sin_signed, so
+  // swapping the halves is one cat.
   const int64_t half = x.size(-1) / 2;
-  auto x1 = x.narrow(-1, 0, half);
-  auto x2 = x.narrow(-1, half, half);
-  auto rotated = torch::cat({-x2, x1}, -1);  // rotate_half(x)
-  return x * cos + rotated * sin;
+  auto swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return at::addcmul(x * cos, swapped, sin_signed);
 }
 
 }  // namespace stave

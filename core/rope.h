@@ -11,13 +11,14 @@ namespace stave {
 // linear position interpolation (positions divided by it).
 struct RopeTable {
   at::Tensor cos, sin;
+  at::Tensor sin_signed;  // [-sin, sin] halves: rotate_half(x) * sin == swap_halves(x) * sin_signed
   double base = 0;
 };
 
 RopeTable MakeRopeTable(double base, int head_dim, int max_len, double scaling = 1.0);
 
-// x [..., T, heads, head_dim] rotated at positions given by cos/sin rows [T, head_dim] (or
-// broadcastable, e.g. [B, T, 1, head_dim]).
-at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// x [..., head_dim] rotated by the angles whose cos and signed sin rows are given (broadcastable
+// to x, e.g. [B, T, 1, head_dim] for x [B, T, heads, head_dim]).
+at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed);
 
 }  // namespace stave

@@ -84,13 +84,13 @@ Sequence::Step Sequence::Next() {
     step.finished = true;
     return step;
   }
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference_mode;  // no autograd or view tracking: fewer allocations per op
   const bool prefill = cache_->length == 0;
   const std::vector<int>& feed_ids = prefill ? prompt_ids_ : std::vector<int>{token_ids_.back()};
   auto tokens = torch::tensor(std::vector<int64_t>(feed_ids.begin(), feed_ids.end()), torch::kLong)
                     .view({1, -1});
   const RopeTable& rope = model_.rope();
-  auto logits = model_.transformer().Forward(tokens, *cache_, rope.cos, rope.sin).contiguous();
+  auto logits = model_.transformer().Forward(tokens, *cache_, rope).contiguous();
   const int token = sampler_.Sample(
       std::span<const float>(logits.data_ptr<float>(), static_cast<size_t>(logits.size(-1))));
 

@@ -3,23 +3,36 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
+
+#include "core/decode_kernels.h"
 
 namespace stave {
 namespace {
+
+// The residual stream is kept as [rows, dim] (rows = batch x tokens) so projections are a single
+// matrix-vector product in decode (one row) and a GEMM otherwise. Small models are bound by
+// per-op overhead, so each helper uses as few LibTorch ops as it can.
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   auto inv_rms = x.square().mean(-1, /*keepdim=*/true).add_(eps).rsqrt_();
   return (x * inv_rms).mul_(weight);
 }
 
-// y = x W^T for x [..., in]. A single row goes through matrix-vector (measured ~2.5x faster
-// than a one-row GEMM with LibTorch 1.13 + OpenBLAS: weight reading is the whole cost).
+// y = x W^T. A single row goes through matrix-vector: measured ~2.5x faster than a one-row GEMM
+// with LibTorch 1.13 + OpenBLAS, and decode is nothing but weight reading.
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w) {
-  auto flat = x.reshape({-1, x.size(-1)});
-  at::Tensor y = flat.size(0) == 1 ? at::mv(w, flat[0]).unsqueeze(0) : at::mm(flat, w.t());
-  auto shape = x.sizes().vec();
-  shape.back() = w.size(0);
-  return y.view(shape);
+  if (x.size(0) == 1) return at::mv(w, x.view(-1)).view({1, -1});
+  return at::mm(x, w.t());
+}
+
+// x += y W^T, in place (the residual connection fused into the projection).
+void AddLinear_(at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
+  if (x.size(0) == 1) {
+    x.view(-1).addmv_(w, y.view(-1));
+  } else {
+    x.addmm_(y, w.t());
+  }
 }
 
 }  // namespace
@@ -43,64 +56,115 @@ Transformer::Transformer(const Checkpoint& ckpt) : config_(ckpt.config) {
   }
 }
 
-at::Tensor Transformer::Attention(const LayerWeights& w, const at::Tensor& x, int layer,
-                                  KvCache& cache, const at::Tensor& cos,
-                                  const at::Tensor& sin) const {
-  const int64_t B = x.size(0), T = x.size(1), hd = config_.head_dim();
+at::Tensor Transformer::Attention(const LayerWeights& w, const at::Tensor& h, int64_t batch,
+                                  int layer, KvCache& cache, const at::Tensor& cos,
+                                  const at::Tensor& sin_signed) const {
+  const int64_t B = batch, T = h.size(0) / batch, hd = config_.head_dim();
   const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, group = nh / nkv;
   const int64_t start = cache.length, end = start + T;
 
-  auto qkv = Linear(x, w.wqkv);  // [B, T, (nh + 2 nkv) hd]
+  auto qkv = Linear(h, w.wqkv);  // [B T, (nh + 2 nkv) hd]
   // q and k rotated together: one RoPE pass over nh + nkv heads.
-  auto qk = ApplyRope(qkv.narrow(-1, 0, (nh + nkv) * hd).view({B, T, nh + nkv, hd}), cos, sin);
-  auto q = qk.narrow(2, 0, nh);                                      // [B, T, nh, hd]
-  auto k = qk.narrow(2, nh, nkv);                                    // [B, T, nkv, hd]
-  auto v = qkv.narrow(-1, (nh + nkv) * hd, nkv * hd).view({B, T, nkv, hd});
-  cache.k[layer].narrow(2, start, T).copy_(k.transpose(1, 2));
+  auto qk = ApplyRope(qkv.narrow(1, 0, (nh + nkv) * hd).view({B, T, nh + nkv, hd}), cos, sin_signed);
+  auto v = qkv.narrow(1, (nh + nkv) * hd, nkv * hd).view({B, T, nkv, hd});
+  cache.k[layer].narrow(2, start, T).copy_(qk.narrow(2, nh, nkv).transpose(1, 2));
   cache.v[layer].narrow(2, start, T).copy_(v.transpose(1, 2));
-  auto keys = cache.k[layer].narrow(2, 0, end);    // [B, nkv, end, hd]
-  auto values = cache.v[layer].narrow(2, 0, end);  // [B, nkv, end, hd]
+  // [B nkv, end, hd] views of the cache (its [B, nkv, capacity, hd] layout makes them views).
+  auto keys = cache.k[layer].narrow(2, 0, end).view({B * nkv, end, hd});
+  auto values = cache.v[layer].narrow(2, 0, end).view({B * nkv, end, hd});
 
-  // Queries of one KV group share its keys: lay them out as [B, nkv, group * T, hd] so one
-  // batched matmul per KV head serves the whole group.
-  auto qg = q.reshape({B, T, nkv, group, hd}).permute({0, 2, 3, 1, 4}).reshape({B, nkv, group * T, hd});
-  auto scores = at::matmul(qg, keys.transpose(-1, -2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
+  // Queries of one KV group share its keys: lay them out as [B nkv, group T, hd] so one batched
+  // matmul per KV head serves the whole group.
+  auto q = qk.narrow(2, 0, nh);  // [B, T, nh, hd]
+  auto qg = T == 1 ? q.reshape({B * nkv, group, hd})
+                   : q.reshape({B, T, nkv, group, hd}).permute({0, 2, 3, 1, 4}).reshape({B * nkv, group * T, hd});
+  auto scores = at::bmm(qg, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
   if (T > 1) {
     // Query t (at position start + t) sees keys 0 .. start + t.
-    auto key_pos = torch::arange(end, x.options().dtype(torch::kLong));
-    auto query_pos = torch::arange(start, end, x.options().dtype(torch::kLong)).repeat({group});
-    auto masked = key_pos.unsqueeze(0) > query_pos.unsqueeze(1);  // [group * T, end]
-    scores.masked_fill_(masked, -std::numeric_limits<float>::infinity());
+    auto key_pos = torch::arange(end, h.options().dtype(torch::kLong));
+    auto query_pos = torch::arange(start, end, h.options().dtype(torch::kLong)).repeat({group});
+    scores.masked_fill_(key_pos.unsqueeze(0) > query_pos.unsqueeze(1),
+                        -std::numeric_limits<float>::infinity());
   }
-  auto probs = torch::softmax(scores, -1);
-  auto out = at::matmul(probs, values);  // [B, nkv, group * T, hd]
-  out = out.view({B, nkv, group, T, hd}).permute({0, 3, 1, 2, 4}).reshape({B, T, nh * hd});
-  return Linear(out, w.wo);
+  auto out = at::bmm(at::softmax(scores, -1), values);  // [B nkv, group T, hd]
+  if (T == 1) return out.view({B, nh * hd});
+  return out.view({B, nkv, group, T, hd}).permute({0, 3, 1, 2, 4}).reshape({B * T, nh * hd});
 }
 
 at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
-                                const at::Tensor& rope_cos, const at::Tensor& rope_sin,
-                                bool all_positions) const {
-  const int64_t T = tokens.size(1), start = cache.length;
+                                const RopeTable& rope, bool all_positions) const {
+  const int64_t B = tokens.size(0), T = tokens.size(1), start = cache.length;
   TORCH_CHECK(start + T <= cache.capacity, "KV cache capacity exceeded");
-  // [R, T, 1, hd]: broadcast over heads (and over the batch when R = 1).
-  auto table_cos = rope_cos.dim() == 2 ? rope_cos.unsqueeze(0) : rope_cos;
-  auto table_sin = rope_sin.dim() == 2 ? rope_sin.unsqueeze(0) : rope_sin;
-  auto cos = table_cos.narrow(1, start, T).unsqueeze(2);
-  auto sin = table_sin.narrow(1, start, T).unsqueeze(2);
+  if (T == 1 && !all_positions && embed_.is_cpu()) return DecodeStepCpu(tokens, cache, rope);
+  // [R, T, 1, hd] rows of the tables: broadcast over heads (and over the batch when R = 1).
+  auto rows = [&](const at::Tensor& table) {
+    return (table.dim() == 2 ? table.unsqueeze(0) : table).narrow(1, start, T).unsqueeze(2);
+  };
+  const auto cos = rows(rope.cos), sin_signed = rows(rope.sin_signed);
 
-  auto x = embed_.index_select(0, tokens.reshape(-1)).view({tokens.size(0), T, config_.dim});
+  auto x = embed_.index_select(0, tokens.reshape(-1));  // [B T, dim]
   for (int l = 0; l < config_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
-    x = x + Attention(w, RmsNorm(x, w.attn_norm, config_.norm_eps), l, cache, cos, sin);
+    auto attn = Attention(w, RmsNorm(x, w.attn_norm, config_.norm_eps), B, l, cache, cos, sin_signed);
+    AddLinear_(x, attn, w.wo);
     auto gate_up = Linear(RmsNorm(x, w.ffn_norm, config_.norm_eps), w.w13);
-    auto hidden = torch::silu(gate_up.narrow(-1, 0, config_.hidden_dim))
-                      .mul_(gate_up.narrow(-1, config_.hidden_dim, config_.hidden_dim));
-    x = x + Linear(hidden, w.w2);
+    auto hidden = at::silu(gate_up.narrow(1, 0, config_.hidden_dim))
+                      .mul_(gate_up.narrow(1, config_.hidden_dim, config_.hidden_dim));
+    AddLinear_(x, hidden, w.w2);
   }
   cache.length = static_cast<int>(start + T);
-  if (!all_positions) x = x.select(1, T - 1);
-  return Linear(RmsNorm(x, final_norm_, config_.norm_eps), classifier_);
+  if (all_positions)
+    return Linear(RmsNorm(x, final_norm_, config_.norm_eps), classifier_).view({B, T, -1});
+  auto last = T == 1 ? x : x.view({B, T, config_.dim}).select(1, T - 1);
+  return Linear(RmsNorm(last, final_norm_, config_.norm_eps), classifier_);
+}
+
+at::Tensor Transformer::DecodeStepCpu(const at::Tensor& tokens, KvCache& cache,
+                                      const RopeTable& rope) const {
+  const int64_t B = tokens.size(0), pos = cache.length, dim = config_.dim, hd = config_.head_dim();
+  const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, hidden = config_.hidden_dim;
+  const int64_t qkv_row = (nh + 2 * nkv) * hd, capacity = cache.capacity;
+  const float eps = static_cast<float>(config_.norm_eps);
+  const bool shared_rope = rope.cos.dim() == 2;
+  const int64_t rope_len = rope.cos.size(-2);
+
+  auto x = embed_.index_select(0, tokens.reshape(-1));  // [B, dim], the residual stream
+  auto h = torch::empty({B, dim});
+  auto att = torch::empty({B, nh * hd});
+  auto act = torch::empty({B, hidden});
+  auto scratch = torch::empty({B * nh, pos + 1});
+  float* xp = x.data_ptr<float>();
+  float* hp = h.data_ptr<float>();
+
+  for (int l = 0; l < config_.n_layers; ++l) {
+    const LayerWeights& w = layers_[l];
+    kernels::RmsNorm(xp, w.attn_norm.data_ptr<float>(), hp, B, dim, eps);
+    auto qkv = Linear(h, w.wqkv);  // [B, (nh + 2 nkv) hd]
+    float* qkvp = qkv.data_ptr<float>();
+    float* k_cache = cache.k[l].data_ptr<float>();
+    float* v_cache = cache.v[l].data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t table_row = ((shared_rope ? 0 : b) * rope_len + pos) * hd;
+      float* row = qkvp + b * qkv_row;
+      kernels::Rope(row, nh + nkv, hd, rope.cos.data_ptr<float>() + table_row,
+                    rope.sin.data_ptr<float>() + table_row);
+      for (int64_t kv = 0; kv < nkv; ++kv) {
+        const int64_t slot = ((b * nkv + kv) * capacity + pos) * hd;
+        std::memcpy(k_cache + slot, row + (nh + kv) * hd, hd * sizeof(float));
+        std::memcpy(v_cache + slot, row + (nh + nkv + kv) * hd, hd * sizeof(float));
+      }
+    }
+    kernels::Attention(qkvp, qkv_row, k_cache, v_cache, att.data_ptr<float>(),
+                       scratch.data_ptr<float>(), B, nh, nkv, hd, capacity, pos + 1);
+    AddLinear_(x, att, w.wo);
+    kernels::RmsNorm(xp, w.ffn_norm.data_ptr<float>(), hp, B, dim, eps);
+    auto gate_up = Linear(h, w.w13);
+    kernels::SiluMul(gate_up.data_ptr<float>(), act.data_ptr<float>(), B, hidden);
+    AddLinear_(x, act, w.w2);
+  }
+  cache.length = static_cast<int>(pos + 1);
+  kernels::RmsNorm(xp, final_norm_.data_ptr<float>(), hp, B, dim, eps);
+  return Linear(h, classifier_);
 }
 
 }  // namespace stave

@@ -32,15 +32,20 @@ class Transformer {
   const ModelConfig& config() const { return config_; }
 
   // Runs `tokens` [B, T] (int64) at positions cache.length .. cache.length + T - 1 and appends
-  // their keys/values to `cache` (whose batch must be B). rope_cos/sin: [>= end, head_dim] (shared)
-  // or [B, >= end, head_dim] (one table per branch). Returns logits [B, V] of the last position, or
+  // their keys/values to `cache` (whose batch must be B). rope tables: [>= end, head_dim]
+  // (shared) or [B, >= end, head_dim] (one table per branch). Returns logits [B, V] of the last position, or
   // [B, T, V] when all_positions.
-  at::Tensor Forward(const at::Tensor& tokens, KvCache& cache, const at::Tensor& rope_cos,
-                     const at::Tensor& rope_sin, bool all_positions = false) const;
+  at::Tensor Forward(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope,
+                     bool all_positions = false) const;
 
  private:
-  at::Tensor Attention(const LayerWeights& w, const at::Tensor& x, int layer, KvCache& cache,
-                       const at::Tensor& cos, const at::Tensor& sin) const;
+  // One token per row on CPU: the same maths with hand-written kernels for everything but the
+  // matrix products (see decode_kernels.h). Forward uses it whenever it applies.
+  at::Tensor DecodeStepCpu(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope) const;
+
+  // h: normalised input [B T, dim]; returns the heads' outputs [B T, heads * head_dim].
+  at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, int64_t batch, int layer,
+                       KvCache& cache, const at::Tensor& cos, const at::Tensor& sin_signed) const;
 
   ModelConfig config_;
   at::Tensor embed_;       // [V, dim]

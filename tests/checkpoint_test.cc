@@ -28,12 +28,12 @@ ModelConfig SmallConfig() {
 }
 
 at::Tensor AllLogits(const Checkpoint& ckpt, const std::vector<int64_t>& tokens) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference_mode;
   Transformer model(ckpt);
   auto rope = MakeRopeTable(ckpt.config.rope_theta, ckpt.config.head_dim(), ckpt.config.max_seq_len,
                             ckpt.config.rope_scaling);
   auto cache = KvCache::Allocate(ckpt.config, 1, static_cast<int>(tokens.size()));
-  return model.Forward(torch::tensor(tokens).view({1, -1}), cache, rope.cos, rope.sin, true);
+  return model.Forward(torch::tensor(tokens).view({1, -1}), cache, rope, true);
 }
 
 std::string ReadFile(const std::string& path) {

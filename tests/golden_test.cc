@@ -98,24 +98,24 @@ class GoldenLogits : public ::testing::Test {
 };
 
 TEST_F(GoldenLogits, OnePrefillMatchesEveryPosition) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference_mode;
   auto cache = KvCache::Allocate(model_->config(), 1, static_cast<int>(tokens_.size()));
   auto all = model_->transformer().Forward(torch::tensor(tokens_).view({1, -1}), cache,
-                                           model_->rope().cos, model_->rope().sin, true);
+                                           model_->rope(), true);
   for (size_t pos = 0; pos < tokens_.size(); ++pos) ExpectClose(all[0][pos], pos);
 }
 
 TEST_F(GoldenLogits, PrefillThenDecodeStepsMatch) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference_mode;
   auto cache = KvCache::Allocate(model_->config(), 1, static_cast<int>(tokens_.size()));
   const int64_t prefill = 7;
   auto first = model_->transformer().Forward(
       torch::tensor(std::vector<int64_t>(tokens_.begin(), tokens_.begin() + prefill)).view({1, -1}),
-      cache, model_->rope().cos, model_->rope().sin, true);
+      cache, model_->rope(), true);
   for (int64_t pos = 0; pos < prefill; ++pos) ExpectClose(first[0][pos], pos);
   for (size_t pos = prefill; pos < tokens_.size(); ++pos) {
     auto logits = model_->transformer().Forward(torch::tensor({tokens_[pos]}).view({1, 1}), cache,
-                                                model_->rope().cos, model_->rope().sin);
+                                                model_->rope());
     ExpectClose(logits[0], pos);
   }
 }
