@@ -45,6 +45,7 @@ absl::Status RunConvert(const ConvertOptions& o) {
     std::error_code ec;
     fs::copy_file(o.tokenizer, fs::path(o.out) / name, fs::copy_options::overwrite_existing, ec);
     if (ec) return absl::PermissionDeniedError(absl::StrCat("copying the tokenizer: ", ec.message()));
+    fs::permissions(fs::path(o.out) / name, fs::perms::owner_write, fs::perm_options::add, ec);
   }
   std::fprintf(stderr, "wrote %s (config.json, model.safetensors%s): %s\n", o.out.c_str(),
                o.tokenizer.empty() ? "" : ", tokenizer", ckpt.config.ToString().c_str());

@@ -31,13 +31,17 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
   params.stop = o.stop;
 
   const Tokenizer& tok = *(*model)->tokenizer();
-  if (!o.json && !o.no_echo) {
-    // Echo the prompt as the reference runner does: its tokens decoded, BOS rules included.
+  // The prompt is echoed as the reference runner does (its tokens decoded, BOS rules included),
+  // once generation has started, so that a rejected request prints nothing but the error.
+  bool echo = !o.json && !o.no_echo;
+  auto echo_prompt = [&] {
+    if (!echo) return;
+    echo = false;
     auto ids = tok.Encode(o.prompt, true);
     std::fputs(tok.Decode(std::span<const int>(ids).subspan(1), ids[0]).c_str(), stdout);
-    std::fflush(stdout);
-  }
+  };
   auto result = Generate(**model, o.prompt, params, [&](int, std::string_view text) {
+    echo_prompt();
     if (!o.json) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
@@ -45,6 +49,7 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
     return true;
   });
   if (!result.ok()) return result.status();
+  echo_prompt();
   const double decode_tps =
       result->token_ids.size() > 1 ? (result->token_ids.size() - 1) / result->decode_seconds : 0;
   if (o.json) {
