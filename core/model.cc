@@ -63,6 +63,23 @@ std::unique_ptr<Model> Model::FromCheckpoint(const Checkpoint& ckpt,
   return model;
 }
 
+std::shared_ptr<const RopeTable> Model::RopeTables(const std::vector<double>& bases) const {
+  std::lock_guard<std::mutex> lock(rope_mutex_);
+  auto& cached = rope_cache_[bases];
+  if (cached == nullptr) {
+    std::vector<at::Tensor> cos, sin, sin_signed;
+    for (double base : bases) {
+      auto t = MakeRopeTable(base, config_.head_dim(), config_.max_seq_len, config_.rope_scaling);
+      cos.push_back(t.cos);
+      sin.push_back(t.sin);
+      sin_signed.push_back(t.sin_signed);
+    }
+    cached = std::make_shared<RopeTable>(
+        RopeTable{torch::stack(cos), torch::stack(sin), torch::stack(sin_signed), bases.front()});
+  }
+  return cached;
+}
+
 Model::~Model() = default;
 
 }  // namespace stave

@@ -3,8 +3,11 @@
 // header.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/model_config.h"
@@ -34,6 +37,9 @@ class Model {
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   const Transformer& transformer() const { return *transformer_; }
   const RopeTable& rope() const { return *rope_; }  // the model's own base
+  // Tables for several bases stacked as [N, context, head_dim] (one per branch), computed once
+  // per base set and cached: decode steps never rebuild them. Thread-safe.
+  std::shared_ptr<const RopeTable> RopeTables(const std::vector<double>& bases) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -43,6 +49,8 @@ class Model {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Transformer> transformer_;
   std::unique_ptr<RopeTable> rope_;
+  mutable std::mutex rope_mutex_;
+  mutable std::map<std::vector<double>, std::shared_ptr<const RopeTable>> rope_cache_;
 };
 
 // Loads a checkpoint in either format (directory = Hugging Face, file = llama2.c).

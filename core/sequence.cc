@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/bucket_fusion.h"
 #include "core/kv_cache.h"
 #include "core/rope.h"
 #include "core/transformer.h"
@@ -54,15 +55,32 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
     if (s.empty()) return absl::InvalidArgumentError("stop: stop strings must not be empty");
   auto status = ValidateSamplingParams(params.sampling);
   if (!status.ok()) return status;
+  status = ValidatePositionConfig(params.position);
+  if (!status.ok()) return status;
+  // Buckets multiply the KV cache by the branch count: check it fits before allocating.
+  const ModelConfig& c = model.config();
+  const int64_t branches = params.position.mode == PositionMode::kBuckets
+                               ? static_cast<int64_t>(params.position.bases.size()) : 1;
+  const int64_t capacity = std::min<int64_t>(ctx, static_cast<int64_t>(prompt_ids.size()) + params.max_tokens);
+  const int64_t kv_bytes = 2 * int64_t{c.n_layers} * branches * c.n_kv_heads * capacity * c.head_dim() * 4;
+  if (kv_bytes > params.kv_budget_mb * (int64_t{1} << 20))
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "KV cache: ", branches, " branch(es) x ", capacity, " positions need ",
+        (kv_bytes + (1 << 20) - 1) >> 20, " MiB, over the budget of ", params.kv_budget_mb,
+        " MiB; use fewer buckets, fewer tokens or a larger budget"));
   return std::unique_ptr<Sequence>(new Sequence(model, std::move(prompt_ids), params));
 }
 
 Sequence::Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params)
     : model_(model), prompt_ids_(std::move(prompt_ids)), params_(params), sampler_(params.sampling) {
+  if (params.position.mode == PositionMode::kBuckets) {
+    branches_ = static_cast<int>(params.position.bases.size());
+    rope_ = model.RopeTables(params.position.bases);
+  }
   // Room for the prompt and every generated token but the last (which is never fed back).
   const int capacity = std::min<int>(model.config().max_seq_len,
                                      static_cast<int>(prompt_ids_.size()) + params.max_tokens);
-  cache_ = std::make_unique<KvCache>(KvCache::Allocate(model.config(), 1, capacity));
+  cache_ = std::make_unique<KvCache>(KvCache::Allocate(model.config(), branches_, capacity));
 }
 
 Sequence::~Sequence() = default;
@@ -87,10 +105,13 @@ Sequence::Step Sequence::Next() {
   c10::InferenceMode inference_mode;  // no autograd or view tracking: fewer allocations per op
   const bool prefill = cache_->length == 0;
   const std::vector<int>& feed_ids = prefill ? prompt_ids_ : std::vector<int>{token_ids_.back()};
+  // Every branch sees the same tokens at the same positions; only its RoPE base differs.
   auto tokens = torch::tensor(std::vector<int64_t>(feed_ids.begin(), feed_ids.end()), torch::kLong)
-                    .view({1, -1});
-  const RopeTable& rope = model_.rope();
-  auto logits = model_.transformer().Forward(tokens, *cache_, rope).contiguous();
+                    .view({1, -1})
+                    .expand({branches_, -1});
+  const RopeTable& rope = rope_ != nullptr ? *rope_ : model_.rope();
+  auto branch_logits = model_.transformer().Forward(tokens, *cache_, rope);  // [branches, V]
+  auto logits = FuseBranchLogits(branch_logits, params_.position.fusion).contiguous();
   const int token = sampler_.Sample(
       std::span<const float>(logits.data_ptr<float>(), static_cast<size_t>(logits.size(-1))));
 

@@ -9,17 +9,21 @@
 
 #include "absl/status/statusor.h"
 #include "core/model.h"
+#include "core/position_config.h"
 #include "core/sampler.h"
 
 namespace stave {
 
 struct KvCache;
+struct RopeTable;
 
 struct GenerationParams {
   int max_tokens = 256;
   SamplingParams sampling;
   std::vector<std::string> stop;  // stop strings; the text ends before the first one found
   bool ignore_stop_token = false;  // benchmarks: always run max_tokens steps
+  PositionConfig position;         // vanilla, or buckets with their bases and fusion
+  int64_t kv_budget_mb = 4096;     // refuse sequences whose KV caches would need more
 };
 
 class Sequence {
@@ -32,7 +36,8 @@ class Sequence {
     std::string finish_reason;  // "length", "stop" or "eos" once finished
   };
 
-  // Validates the prompt and params against the model; allocates the KV cache.
+  // Validates the prompt and params against the model; allocates the KV cache (one per branch
+  // in buckets mode).
   static absl::StatusOr<std::unique_ptr<Sequence>> Create(const Model& model,
                                                           std::vector<int> prompt_ids,
                                                           const GenerationParams& params);
@@ -45,6 +50,7 @@ class Sequence {
   const std::vector<int>& token_ids() const { return token_ids_; }  // generated only
   const std::string& text() const { return text_; }
   size_t kv_cache_bytes() const;
+  int branches() const { return branches_; }
 
  private:
   Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params);
@@ -54,6 +60,8 @@ class Sequence {
   std::vector<int> prompt_ids_;
   GenerationParams params_;
   Sampler sampler_;
+  int branches_ = 1;
+  std::shared_ptr<const RopeTable> rope_;  // null: the model's own table
   std::unique_ptr<KvCache> cache_;
   std::vector<int> token_ids_;
   std::string text_;
