@@ -16,6 +16,7 @@
 #include <atomic>
 
 #include "client/commands.h"
+#include "client/position_flags.h"
 #include "core/checkpoint.h"
 #include "core/model.h"
 #include "core/sequence.h"
@@ -29,7 +30,12 @@ constexpr char kShape110M[] = "dim=768,layers=12,heads=12,kv_heads=12,hidden=204
 struct BenchOptions {
   std::string model, tokenizer, random_shape = kShape110M;
   int prompt_tokens = 128, gen_tokens = 64, threads = 2, runs = 3;
-  bool json = false;
+  bool json = false, no_baseline = false;
+  PositionFlags position;
+};
+
+struct Speed {
+  double prefill_tokens_per_s = 0, decode_tokens_per_s = 0, rss_growth_mb = 0;
 };
 
 double PeakRssMb() {
@@ -112,28 +118,37 @@ absl::Status RunBench(const BenchOptions& o) {
   params.max_tokens = o.gen_tokens;
   params.ignore_stop_token = true;
 
-  std::vector<double> prefill_tps, decode_tps;
-  double rss_growth = 0;
-  for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up allocator and thread pool
-    auto seq = Sequence::Create(*model, prompt, params);
-    if (!seq.ok()) return seq.status();
-    using Clock = std::chrono::steady_clock;
-    auto t0 = Clock::now();
-    (*seq)->Next();
-    auto t1 = Clock::now();
-    const double rss_before = CurrentRssMb();
-    while (!(*seq)->finished()) (*seq)->Next();
-    auto t2 = Clock::now();
-    if (run == 0) continue;
-    rss_growth = std::max(rss_growth, CurrentRssMb() - rss_before);
-    prefill_tps.push_back(o.prompt_tokens / std::chrono::duration<double>(t1 - t0).count());
-    decode_tps.push_back((o.gen_tokens - 1) / std::chrono::duration<double>(t2 - t1).count());
-    if (!o.json)
-      std::fprintf(stderr, "run %d/%d: prefill %.1f tokens/s, decode %.1f tokens/s\n", run, o.runs,
-                   prefill_tps.back(), decode_tps.back());
-  }
+  auto measure = [&](const PositionConfig& position, const char* label) -> absl::StatusOr<Speed> {
+    GenerationParams run_params = params;
+    run_params.position = position;
+    std::vector<double> prefill_tps, decode_tps;
+    double rss_growth = 0;
+    for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up allocator and thread pool
+      auto seq = Sequence::Create(*model, prompt, run_params);
+      if (!seq.ok()) return seq.status();
+      using Clock = std::chrono::steady_clock;
+      auto t0 = Clock::now();
+      (*seq)->Next();
+      auto t1 = Clock::now();
+      const double rss_before = CurrentRssMb();
+      while (!(*seq)->finished()) (*seq)->Next();
+      auto t2 = Clock::now();
+      if (run == 0) continue;
+      rss_growth = std::max(rss_growth, CurrentRssMb() - rss_before);
+      prefill_tps.push_back(o.prompt_tokens / std::chrono::duration<double>(t1 - t0).count());
+      decode_tps.push_back((o.gen_tokens - 1) / std::chrono::duration<double>(t2 - t1).count());
+      std::fprintf(stderr, "%s run %d/%d: prefill %.1f tokens/s, decode %.1f tokens/s\n", label, run,
+                   o.runs, prefill_tps.back(), decode_tps.back());
+    }
+    return Speed{Median(prefill_tps), Median(decode_tps), rss_growth};
+  };
+  auto position = o.position.ToConfig();
+  if (!position.ok()) return position.status();
+  auto speed = measure(*position, o.position.mode.c_str());
+  if (!speed.ok()) return speed.status();
+  const double rss_growth = speed->rss_growth_mb;
   const double weight_gb_per_s =
-      Median(decode_tps) * 4.0 *
+      speed->decode_tokens_per_s * 4.0 *
       (static_cast<double>(c.n_layers) *
            (c.dim * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim() + c.dim * c.dim +
             3.0 * c.dim * c.hidden_dim) +
@@ -142,19 +157,31 @@ absl::Status RunBench(const BenchOptions& o) {
   const double memory_gb_per_s = MemoryReadGbPerS();
   nlohmann::json j = {
       {"model", source},
-      {"mode", "vanilla"},
+      {"mode", o.position.mode},
+      {"bases", position->bases},
+      {"fusion", o.position.fusion},
       {"threads", o.threads},
       {"prompt_tokens", o.prompt_tokens},
       {"gen_tokens", o.gen_tokens},
       {"runs", o.runs},
-      {"prefill_tokens_per_s", Median(prefill_tps)},
-      {"decode_tokens_per_s", Median(decode_tps)},
+      {"prefill_tokens_per_s", speed->prefill_tokens_per_s},
+      {"decode_tokens_per_s", speed->decode_tokens_per_s},
       {"decode_weight_gb_per_s", weight_gb_per_s},
       {"memory_read_gb_per_s", memory_gb_per_s},
       {"decode_fraction_of_memory_bandwidth", weight_gb_per_s / memory_gb_per_s},
       {"peak_rss_mb", peak_rss_mb},
       {"decode_rss_growth_mb", rss_growth},
   };
+  if (position->mode != PositionMode::kVanilla && !o.no_baseline) {
+    // The same prompt and steps in vanilla mode, in this process: ratios are what to compare on
+    // shared, noisy machines.
+    auto vanilla = measure(PositionConfig{}, "vanilla");
+    if (!vanilla.ok()) return vanilla.status();
+    j["vanilla"] = {{"prefill_tokens_per_s", vanilla->prefill_tokens_per_s},
+                    {"decode_tokens_per_s", vanilla->decode_tokens_per_s}};
+    j["prefill_ratio_vs_vanilla"] = speed->prefill_tokens_per_s / vanilla->prefill_tokens_per_s;
+    j["decode_ratio_vs_vanilla"] = speed->decode_tokens_per_s / vanilla->decode_tokens_per_s;
+  }
   if (o.json) {
     std::puts(j.dump().c_str());
   } else {
@@ -176,6 +203,8 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "compute threads")->capture_default_str();
   cmd->add_option("--runs", o->runs, "measured runs (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o->json, "print one JSON line");
+  o->position.Register(cmd);
+  cmd->add_flag("--no-baseline", o->no_baseline, "with --mode buckets: skip the vanilla run in the same process");
   cmd->callback([o] { CommandStatus() = RunBench(*o); });
 }
 

@@ -14,5 +14,7 @@ absl::Status& CommandStatus();
 void AddGenerateCommand(CLI::App& app);
 void AddConvertCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
+void AddBasesCommand(CLI::App& app);
+void AddWaveformCommand(CLI::App& app);
 
 }  // namespace stave::cli

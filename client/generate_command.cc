@@ -3,6 +3,7 @@
 #include <random>
 
 #include "client/commands.h"
+#include "client/position_flags.h"
 #include "core/generate.h"
 #include "core/model.h"
 #include "nlohmann/json.hpp"
@@ -11,7 +12,9 @@ namespace stave::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, tokenizer, prompt, mode = "vanilla";
+  std::string model, tokenizer, prompt;
+  PositionFlags position;
+  int64_t kv_budget_mb = 4096;
   int max_tokens = 256;
   float temperature = 1.0f, top_p = 0.9f;
   int top_k = 0;
@@ -23,12 +26,16 @@ struct GenerateOptions {
 
 absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
   ConfigureThreads(o.threads);
+  auto position = o.position.ToConfig();  // checked before the slow model load
+  if (!position.ok()) return position.status();
   auto model = Model::Load(o.model, o.tokenizer);
   if (!model.ok()) return model.status();
   GenerationParams params;
   params.max_tokens = o.max_tokens;
   params.sampling = {o.temperature, o.top_k, o.top_p, seed_given ? o.seed : std::random_device{}()};
   params.stop = o.stop;
+  params.kv_budget_mb = o.kv_budget_mb;
+  params.position = *position;
 
   const Tokenizer& tok = *(*model)->tokenizer();
   // The prompt is echoed as the reference runner does (its tokens decoded, BOS rules included),
@@ -59,7 +66,8 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
         {"token_ids", result->token_ids},
         {"finish_reason", result->finish_reason},
         {"seed", params.sampling.seed},
-        {"mode", o.mode},
+        {"mode", o.position.mode},
+        {"bases", params.position.bases},
         {"usage", {{"prompt_tokens", result->prompt_token_ids.size()},
                    {"completion_tokens", result->token_ids.size()}}},
         {"timings", {{"prefill_seconds", result->prefill_seconds},
@@ -88,7 +96,8 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--top-p", o->top_p, "nucleus sampling mass, in (0, 1]")->capture_default_str();
   auto* seed = cmd->add_option("--seed", o->seed, "sampling seed (default: random, printed with --json)");
   cmd->add_option("--stop", o->stop, "stop string (repeatable)");
-  cmd->add_option("--mode", o->mode, "position mode")->check(CLI::IsMember({"vanilla"}))->capture_default_str();
+  o->position.Register(cmd);
+  cmd->add_option("--kv-budget-mb", o->kv_budget_mb, "refuse requests whose KV caches would need more")->capture_default_str();
   cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
   cmd->add_flag("--json", o->json, "print one JSON object instead of streaming text");
   cmd->add_flag("--no-echo", o->no_echo, "do not print the prompt before the generated text");

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   stave::cli::AddGenerateCommand(app);
   stave::cli::AddConvertCommand(app);
   stave::cli::AddBenchCommand(app);
+  stave::cli::AddBasesCommand(app);
+  stave::cli::AddWaveformCommand(app);
   CLI11_PARSE(app, argc, argv);
   const absl::Status& status = stave::cli::CommandStatus();
   if (!status.ok()) {
