@@ -1,0 +1,19 @@
+// y = x W^T for a few rows x (decode: one row per sequence or per bucket branch), reading each
+// weight once for all rows. Why hand-written: with LibTorch 1.13 + OpenBLAS here, a GEMM with
+// 2-16 rows reads weights at only 4-5 GB/s (OpenBLAS packs for large matrices), so six bucket
+// branches decoded 4x slower than one; this kernel streams W row by row and does all rows' dot
+// products from registers. `stave bench` measures it; see README "Speed".
+#pragma once
+
+#include <cstdint>
+
+namespace stave::kernels {
+
+inline constexpr int kSmallBatchMaxRows = 16;
+
+// x [rows, d], w [n, d], out [rows, n], all contiguous fp32; rows <= kSmallBatchMaxRows.
+// accumulate: out += x W^T instead of out = x W^T.
+void SmallBatchMatmul(const float* x, const float* w, float* out, int64_t rows, int64_t n,
+                      int64_t d, bool accumulate);
+
+}  // namespace stave::kernels
