@@ -118,35 +118,53 @@ absl::Status RunBench(const BenchOptions& o) {
   params.max_tokens = o.gen_tokens;
   params.ignore_stop_token = true;
 
-  auto measure = [&](const PositionConfig& position, const char* label) -> absl::StatusOr<Speed> {
+  // One prefill + decode of the whole generation; returns tokens/s of each and RSS growth.
+  auto run_once = [&](const PositionConfig& position) -> absl::StatusOr<Speed> {
     GenerationParams run_params = params;
     run_params.position = position;
-    std::vector<double> prefill_tps, decode_tps;
-    double rss_growth = 0;
-    for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up allocator and thread pool
-      auto seq = Sequence::Create(*model, prompt, run_params);
-      if (!seq.ok()) return seq.status();
-      using Clock = std::chrono::steady_clock;
-      auto t0 = Clock::now();
-      (*seq)->Next();
-      auto t1 = Clock::now();
-      const double rss_before = CurrentRssMb();
-      while (!(*seq)->finished()) (*seq)->Next();
-      auto t2 = Clock::now();
-      if (run == 0) continue;
-      rss_growth = std::max(rss_growth, CurrentRssMb() - rss_before);
-      prefill_tps.push_back(o.prompt_tokens / std::chrono::duration<double>(t1 - t0).count());
-      decode_tps.push_back((o.gen_tokens - 1) / std::chrono::duration<double>(t2 - t1).count());
-      std::fprintf(stderr, "%s run %d/%d: prefill %.1f tokens/s, decode %.1f tokens/s\n", label, run,
-                   o.runs, prefill_tps.back(), decode_tps.back());
-    }
-    return Speed{Median(prefill_tps), Median(decode_tps), rss_growth};
+    auto seq = Sequence::Create(*model, prompt, run_params);
+    if (!seq.ok()) return seq.status();
+    using Clock = std::chrono::steady_clock;
+    auto t0 = Clock::now();
+    (*seq)->Next();
+    auto t1 = Clock::now();
+    const double rss_before = CurrentRssMb();
+    while (!(*seq)->finished()) (*seq)->Next();
+    auto t2 = Clock::now();
+    return Speed{o.prompt_tokens / std::chrono::duration<double>(t1 - t0).count(),
+                 (o.gen_tokens - 1) / std::chrono::duration<double>(t2 - t1).count(),
+                 CurrentRssMb() - rss_before};
   };
   auto position = o.position.ToConfig();
   if (!position.ok()) return position.status();
-  auto speed = measure(*position, o.position.mode.c_str());
-  if (!speed.ok()) return speed.status();
-  const double rss_growth = speed->rss_growth_mb;
+  // With a non-vanilla mode, vanilla runs alternate with it in this process, so that both see the
+  // same machine conditions: ratios are what to compare on shared, noisy machines.
+  const bool baseline = position->mode != PositionMode::kVanilla && !o.no_baseline;
+  std::vector<double> prefill, decode, base_prefill, base_decode, prefill_ratio, decode_ratio;
+  double rss_growth = 0;
+  for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up allocator, thread pool, tables
+    auto speed = run_once(*position);
+    if (!speed.ok()) return speed.status();
+    absl::StatusOr<Speed> base = Speed{};
+    if (baseline) base = run_once(PositionConfig{});
+    if (!base.ok()) return base.status();
+    if (run == 0) continue;
+    prefill.push_back(speed->prefill_tokens_per_s);
+    decode.push_back(speed->decode_tokens_per_s);
+    rss_growth = std::max(rss_growth, speed->rss_growth_mb);
+    std::fprintf(stderr, "run %d/%d: %s prefill %.1f tokens/s, decode %.1f tokens/s", run, o.runs,
+                 o.position.mode.c_str(), prefill.back(), decode.back());
+    if (baseline) {
+      base_prefill.push_back(base->prefill_tokens_per_s);
+      base_decode.push_back(base->decode_tokens_per_s);
+      prefill_ratio.push_back(prefill.back() / base_prefill.back());
+      decode_ratio.push_back(decode.back() / base_decode.back());
+      std::fprintf(stderr, "; vanilla prefill %.1f, decode %.1f", base_prefill.back(), base_decode.back());
+    }
+    std::fputs("\n", stderr);
+  }
+  const Speed speed_median{Median(prefill), Median(decode), rss_growth};
+  const Speed* speed = &speed_median;
   const double weight_gb_per_s =
       speed->decode_tokens_per_s * 4.0 *
       (static_cast<double>(c.n_layers) *
@@ -172,15 +190,11 @@ absl::Status RunBench(const BenchOptions& o) {
       {"peak_rss_mb", peak_rss_mb},
       {"decode_rss_growth_mb", rss_growth},
   };
-  if (position->mode != PositionMode::kVanilla && !o.no_baseline) {
-    // The same prompt and steps in vanilla mode, in this process: ratios are what to compare on
-    // shared, noisy machines.
-    auto vanilla = measure(PositionConfig{}, "vanilla");
-    if (!vanilla.ok()) return vanilla.status();
-    j["vanilla"] = {{"prefill_tokens_per_s", vanilla->prefill_tokens_per_s},
-                    {"decode_tokens_per_s", vanilla->decode_tokens_per_s}};
-    j["prefill_ratio_vs_vanilla"] = speed->prefill_tokens_per_s / vanilla->prefill_tokens_per_s;
-    j["decode_ratio_vs_vanilla"] = speed->decode_tokens_per_s / vanilla->decode_tokens_per_s;
+  if (baseline) {
+    j["vanilla"] = {{"prefill_tokens_per_s", Median(base_prefill)},
+                    {"decode_tokens_per_s", Median(base_decode)}};
+    j["prefill_ratio_vs_vanilla"] = Median(prefill_ratio);  // median of per-run ratios
+    j["decode_ratio_vs_vanilla"] = Median(decode_ratio);
   }
   if (o.json) {
     std::puts(j.dump().c_str());
