@@ -14,10 +14,8 @@ KvCache KvCache::Allocate(const ModelConfig& c, int batch, int capacity) {
   return cache;
 }
 
-size_t KvCache::bytes() const {
-  size_t total = 0;
-  for (size_t l = 0; l < k.size(); ++l) total += k[l].nbytes() + v[l].nbytes();
-  return total;
+int64_t KvCache::BytesFor(const ModelConfig& c, int64_t batch, int64_t capacity) {
+  return 2 * int64_t{c.n_layers} * batch * c.n_kv_heads * capacity * c.head_dim() * int64_t{sizeof(float)};
 }
 
 }  // namespace stave

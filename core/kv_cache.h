@@ -3,6 +3,7 @@
 // independent branches of one sequence (Attention Buckets).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -17,7 +18,8 @@ struct KvCache {
   int length = 0;  // positions filled
 
   static KvCache Allocate(const ModelConfig& config, int batch, int capacity);
-  size_t bytes() const;
+  // What Allocate(config, batch, capacity) would take, without allocating.
+  static int64_t BytesFor(const ModelConfig& config, int64_t batch, int64_t capacity);
 };
 
 }  // namespace stave

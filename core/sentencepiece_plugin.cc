@@ -18,11 +18,6 @@ class SentencePieceImpl : public SentencePieceShim {
     sp_.Encode(text, &ids).IgnoreError();
     return ids;
   }
-  std::string Decode(const std::vector<int>& ids) const override {
-    std::string text;
-    sp_.Decode(ids, &text).IgnoreError();
-    return text;
-  }
   int piece_size() const override { return sp_.GetPieceSize(); }
   int bos_id() const override { return sp_.bos_id(); }
   bool is_control(int id) const override { return sp_.IsControl(id); }

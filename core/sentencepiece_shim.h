@@ -23,7 +23,6 @@ class SentencePieceShim {
   virtual ~SentencePieceShim() = default;
 
   virtual std::vector<int> Encode(std::string_view text) const = 0;
-  virtual std::string Decode(const std::vector<int>& ids) const = 0;
   virtual int piece_size() const = 0;
   virtual int bos_id() const = 0;
   virtual bool is_control(int id) const = 0;

@@ -58,34 +58,31 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
   status = ValidatePositionConfig(params.position);
   if (!status.ok()) return status;
   // Buckets multiply the KV cache by the branch count: check it fits before allocating.
-  const ModelConfig& c = model.config();
   const int64_t branches = params.position.mode == PositionMode::kBuckets
                                ? static_cast<int64_t>(params.position.bases.size()) : 1;
-  const int64_t capacity = std::min<int64_t>(ctx, static_cast<int64_t>(prompt_ids.size()) + params.max_tokens);
-  const int64_t kv_bytes = 2 * int64_t{c.n_layers} * branches * c.n_kv_heads * capacity * c.head_dim() * 4;
+  // Room for the prompt and every generated token but the last (which is never fed back).
+  const int capacity = static_cast<int>(
+      std::min<int64_t>(ctx, static_cast<int64_t>(prompt_ids.size()) + params.max_tokens));
+  const int64_t kv_bytes = KvCache::BytesFor(model.config(), branches, capacity);
   if (kv_bytes > params.kv_budget_mb * (int64_t{1} << 20))
     return absl::ResourceExhaustedError(absl::StrCat(
         "KV cache: ", branches, " branch(es) x ", capacity, " positions need ",
         (kv_bytes + (1 << 20) - 1) >> 20, " MiB, over the budget of ", params.kv_budget_mb,
         " MiB; use fewer buckets, fewer tokens or a larger budget"));
-  return std::unique_ptr<Sequence>(new Sequence(model, std::move(prompt_ids), params));
+  return std::unique_ptr<Sequence>(new Sequence(model, std::move(prompt_ids), params, capacity));
 }
 
-Sequence::Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params)
+Sequence::Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params,
+                   int capacity)
     : model_(model), prompt_ids_(std::move(prompt_ids)), params_(params), sampler_(params.sampling) {
   if (params.position.mode == PositionMode::kBuckets) {
     branches_ = static_cast<int>(params.position.bases.size());
     rope_ = model.RopeTables(params.position.bases);
   }
-  // Room for the prompt and every generated token but the last (which is never fed back).
-  const int capacity = std::min<int>(model.config().max_seq_len,
-                                     static_cast<int>(prompt_ids_.size()) + params.max_tokens);
   cache_ = std::make_unique<KvCache>(KvCache::Allocate(model.config(), branches_, capacity));
 }
 
 Sequence::~Sequence() = default;
-
-size_t Sequence::kv_cache_bytes() const { return cache_->bytes(); }
 
 std::string Sequence::Release(bool everything) {
   size_t end = text_.size();

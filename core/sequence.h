@@ -49,11 +49,11 @@ class Sequence {
   const std::vector<int>& prompt_ids() const { return prompt_ids_; }
   const std::vector<int>& token_ids() const { return token_ids_; }  // generated only
   const std::string& text() const { return text_; }
-  size_t kv_cache_bytes() const;
   int branches() const { return branches_; }
 
  private:
-  Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params);
+  Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params,
+           int capacity);
   std::string Release(bool everything);
 
   const Model& model_;
