@@ -30,6 +30,9 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
   if (!position.ok()) return position.status();
   auto model = Model::Load(o.model, o.tokenizer);
   if (!model.ok()) return model.status();
+  if (position->mode == PositionMode::kMoice && position->router_path.empty())
+    std::fprintf(stderr, "stave: warning: no --router given; MoICE runs with untrained routers "
+                         "(Normal(0, 0.02), a near-uniform mixture)\n");
   GenerationParams params;
   params.max_tokens = o.max_tokens;
   params.sampling = {o.temperature, o.top_k, o.top_p, seed_given ? o.seed : std::random_device{}()};
@@ -68,6 +71,7 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
         {"seed", params.sampling.seed},
         {"mode", o.position.mode},
         {"bases", params.position.bases},
+        {"expert_bases", params.position.expert_bases},
         {"usage", {{"prompt_tokens", result->prompt_token_ids.size()},
                    {"completion_tokens", result->token_ids.size()}}},
         {"timings", {{"prefill_seconds", result->prefill_seconds},

@@ -3,11 +3,14 @@
 namespace stave::cli {
 
 void PositionFlags::Register(CLI::App* cmd) {
-  cmd->add_option("--mode", mode, "position mode: vanilla or buckets")->capture_default_str();
+  cmd->add_option("--mode", mode, "position mode: vanilla, buckets or moice")->capture_default_str();
   cmd->add_option("--bases", bases, "buckets: RoPE bases, comma-separated (e.g. 10000,17500,18000,19000,20000,25000)");
   cmd->add_option("--fusion", fusion, "buckets: fuse branch logits (reference) or probabilities")
       ->check(CLI::IsMember({"logits", "probs"}))
       ->capture_default_str();
+  cmd->add_option("--expert-bases", expert_bases, "moice: expert RoPE bases, the model's own first (e.g. 10000,17500,18000,19000,20000,22500,25000)");
+  cmd->add_option("--moice-top-k", moice_top_k, "moice: experts mixed per token and head (default: all)");
+  cmd->add_option("--router", router, "moice: router checkpoint from stave train-router (default: untrained routers)");
 }
 
 absl::StatusOr<PositionConfig> PositionFlags::ToConfig() const {
@@ -24,6 +27,15 @@ absl::StatusOr<PositionConfig> PositionFlags::ToConfig() const {
     config.bases = *b;
   } else if (!bases.empty()) {
     return absl::InvalidArgumentError("--bases applies to --mode buckets only");
+  }
+  if (config.mode == PositionMode::kMoice) {
+    auto b = ParseBaseList(expert_bases, "--expert-bases");
+    if (!b.ok()) return b.status();
+    config.expert_bases = *b;
+    config.top_k = moice_top_k == 0 ? static_cast<int>(config.expert_bases.size()) : moice_top_k;
+    config.router_path = router;
+  } else if (!expert_bases.empty() || !router.empty() || moice_top_k != 0) {
+    return absl::InvalidArgumentError("--expert-bases, --moice-top-k and --router apply to --mode moice only");
   }
   auto status = ValidatePositionConfig(config);
   if (!status.ok()) return status;

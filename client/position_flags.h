@@ -1,4 +1,6 @@
-// The position-mode flags shared by generate and bench: --mode, --bases, --fusion.
+// The position-mode flags shared by generate and bench: --mode, --bases, --fusion (buckets),
+// --expert-bases, --moice-top-k, --router (moice). MoICE's K is --moice-top-k because --top-k
+// is already sampling's.
 #pragma once
 
 #include <memory>
@@ -15,6 +17,9 @@ struct PositionFlags {
   std::string mode = "vanilla";
   std::string bases;  // "10000,18000,..."
   std::string fusion = "logits";
+  std::string expert_bases;  // "10000,17500,..."
+  int moice_top_k = 0;       // 0 = all experts
+  std::string router;
 
   void Register(CLI::App* cmd);
   absl::StatusOr<PositionConfig> ToConfig() const;

@@ -4,11 +4,11 @@
 
 namespace stave {
 
-KvCache KvCache::Allocate(const ModelConfig& c, int batch, int capacity) {
+KvCache KvCache::Allocate(const ModelConfig& c, int batch, int capacity, int key_copies) {
   KvCache cache;
   cache.capacity = capacity;
   for (int l = 0; l < c.n_layers; ++l) {
-    cache.k.push_back(torch::zeros({batch, c.n_kv_heads, capacity, c.head_dim()}));
+    cache.k.push_back(torch::zeros({key_copies > 0 ? key_copies : batch, c.n_kv_heads, capacity, c.head_dim()}));
     cache.v.push_back(torch::zeros({batch, c.n_kv_heads, capacity, c.head_dim()}));
   }
   return cache;

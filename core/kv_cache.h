@@ -17,7 +17,8 @@ struct KvCache {
   int capacity = 0;
   int length = 0;  // positions filled
 
-  static KvCache Allocate(const ModelConfig& config, int batch, int capacity);
+  // key_copies > 0 keeps that many key copies per value copy (MoICE: one per expert base).
+  static KvCache Allocate(const ModelConfig& config, int batch, int capacity, int key_copies = 0);
   // What Allocate(config, batch, capacity) would take, without allocating.
   static int64_t BytesFor(const ModelConfig& config, int64_t batch, int64_t capacity);
 };

@@ -8,6 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "core/hf_checkpoint.h"
 #include "core/llama2c_checkpoint.h"
+#include "core/moice_router.h"
+#include "core/position_config.h"
+#include "absl/strings/str_join.h"
 #include "core/rope.h"
 #include "core/transformer.h"
 
@@ -78,6 +81,35 @@ std::shared_ptr<const RopeTable> Model::RopeTables(const std::vector<double>& ba
         RopeTable{torch::stack(cos), torch::stack(sin), torch::stack(sin_signed), bases.front()});
   }
   return cached;
+}
+
+absl::StatusOr<std::shared_ptr<const MoiceRouters>> Model::Routers(const PositionConfig& c) const {
+  const std::string key = c.router_path.empty()
+                              ? absl::StrCat("untrained:", absl::StrJoin(c.expert_bases, ","))
+                              : c.router_path;
+  std::lock_guard<std::mutex> lock(rope_mutex_);
+  auto& cached = router_cache_[key];
+  if (cached == nullptr) {
+    if (c.router_path.empty()) {
+      cached = std::make_shared<MoiceRouters>(MoiceRouters::Random(config_, c.expert_bases, c.top_k, 0));
+    } else {
+      auto loaded = MoiceRouters::Load(c.router_path, config_);
+      if (!loaded.ok()) {
+        router_cache_.erase(key);
+        return loaded.status();
+      }
+      cached = std::make_shared<MoiceRouters>(*std::move(loaded));
+    }
+  }
+  if (cached->expert_bases != c.expert_bases)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "router_path: ", c.router_path, " was trained for expert bases ",
+        absl::StrJoin(cached->expert_bases, ","), ", the config asks for ", absl::StrJoin(c.expert_bases, ",")));
+  if (cached->top_k == c.top_k) return cached;
+  // Same routers, another K: a copy sharing the weights.
+  auto with_k = std::make_shared<MoiceRouters>(*cached);
+  with_k->top_k = c.top_k;
+  return std::shared_ptr<const MoiceRouters>(with_k);
 }
 
 Model::~Model() = default;

@@ -18,6 +18,8 @@ namespace stave {
 struct Checkpoint;
 class Transformer;
 struct RopeTable;
+struct MoiceRouters;
+struct PositionConfig;
 
 // Sets LibTorch's intra-op thread count (it defaults to 1 here); 0 = one per core.
 void ConfigureThreads(int threads);
@@ -40,6 +42,10 @@ class Model {
   // Tables for several bases stacked as [N, context, head_dim] (one per branch), computed once
   // per base set and cached: decode steps never rebuild them. Thread-safe.
   std::shared_ptr<const RopeTable> RopeTables(const std::vector<double>& bases) const;
+  // The routers a MoICE config asks for: its router file (loaded once, checked against the model
+  // and the config's expert bases), or, without one, untrained routers initialised as training
+  // does (Normal(0, 0.02), seed 0). Cached. Thread-safe.
+  absl::StatusOr<std::shared_ptr<const MoiceRouters>> Routers(const PositionConfig& config) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -51,6 +57,7 @@ class Model {
   std::unique_ptr<RopeTable> rope_;
   mutable std::mutex rope_mutex_;
   mutable std::map<std::vector<double>, std::shared_ptr<const RopeTable>> rope_cache_;
+  mutable std::map<std::string, std::shared_ptr<const MoiceRouters>> router_cache_;
 };
 
 // Loads a checkpoint in either format (directory = Hugging Face, file = llama2.c).

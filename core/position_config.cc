@@ -49,8 +49,14 @@ absl::Status ValidatePositionConfig(const PositionConfig& c) {
   switch (c.mode) {
     case PositionMode::kVanilla: return absl::OkStatus();
     case PositionMode::kBuckets: return ValidateBases(c.bases, "bases");
-    case PositionMode::kMoice:
-      return absl::UnimplementedError("mode: moice is not available yet (issue #4)");
+    case PositionMode::kMoice: {
+      auto status = ValidateBases(c.expert_bases, "expert_bases");
+      if (!status.ok()) return status;
+      if (c.top_k < 1 || c.top_k > static_cast<int>(c.expert_bases.size()))
+        return absl::InvalidArgumentError(absl::StrCat("top_k: must be in 1..", c.expert_bases.size(),
+                                                       " (the number of expert bases), got ", c.top_k));
+      return absl::OkStatus();
+    }
   }
   return absl::OkStatus();
 }

@@ -21,9 +21,9 @@ struct PositionConfig {
   PositionMode mode = PositionMode::kVanilla;
   std::vector<double> bases;  // buckets: one branch per base
   Fusion fusion = Fusion::kLogits;
-  std::vector<double> expert_bases;  // moice
-  int top_k = 0;
-  std::string router_path;
+  std::vector<double> expert_bases;  // moice: the first is the router's reference base
+  int top_k = 0;                     // moice: experts mixed per token and head
+  std::string router_path;           // moice: router checkpoint; empty = untrained routers
 };
 
 absl::string_view PositionModeName(PositionMode mode);

@@ -16,6 +16,7 @@ namespace stave {
 
 struct KvCache;
 struct RopeTable;
+struct MoiceRouters;
 
 struct GenerationParams {
   int max_tokens = 256;
@@ -53,7 +54,7 @@ class Sequence {
 
  private:
   Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params,
-           int capacity);
+           int capacity, std::shared_ptr<const MoiceRouters> routers);
   std::string Release(bool everything);
 
   const Model& model_;
@@ -62,6 +63,7 @@ class Sequence {
   Sampler sampler_;
   int branches_ = 1;
   std::shared_ptr<const RopeTable> rope_;  // null: the model's own table
+  std::shared_ptr<const MoiceRouters> routers_;  // moice only
   std::unique_ptr<KvCache> cache_;
   std::vector<int> token_ids_;
   std::string text_;

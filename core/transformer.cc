@@ -77,7 +77,7 @@ at::Tensor Transformer::Attention(const LayerWeights& w, const at::Tensor& h, in
                                   int layer, KvCache& cache, const at::Tensor& cos,
                                   const at::Tensor& sin_signed) const {
   const int64_t B = batch, T = h.size(0) / batch, hd = config_.head_dim();
-  const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, group = nh / nkv;
+  const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads;
   const int64_t start = cache.length, end = start + T;
 
   auto qkv = Linear(h, w.wqkv);  // [B T, (nh + 2 nkv) hd]
@@ -90,16 +90,23 @@ at::Tensor Transformer::Attention(const LayerWeights& w, const at::Tensor& h, in
   auto keys = cache.k[layer].narrow(2, 0, end).view({B * nkv, end, hd});
   auto values = cache.v[layer].narrow(2, 0, end).view({B * nkv, end, hd});
 
+  return CausalAttention(qk.narrow(2, 0, nh), keys, values, start);
+}
+
+at::Tensor Transformer::CausalAttention(const at::Tensor& q, const at::Tensor& keys,
+                                        const at::Tensor& values, int64_t start) const {
+  const int64_t B = q.size(0), T = q.size(1), hd = config_.head_dim();
+  const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, group = nh / nkv;
+  const int64_t end = start + T;
   // Queries of one KV group share its keys: lay them out as [B nkv, group T, hd] so one batched
   // matmul per KV head serves the whole group.
-  auto q = qk.narrow(2, 0, nh);  // [B, T, nh, hd]
   auto qg = T == 1 ? q.reshape({B * nkv, group, hd})
                    : q.reshape({B, T, nkv, group, hd}).permute({0, 2, 3, 1, 4}).reshape({B * nkv, group * T, hd});
   auto scores = at::bmm(qg, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
   if (T > 1) {
     // Query t (at position start + t) sees keys 0 .. start + t.
-    auto key_pos = torch::arange(end, h.options().dtype(torch::kLong));
-    auto query_pos = torch::arange(start, end, h.options().dtype(torch::kLong)).repeat({group});
+    auto key_pos = torch::arange(end, q.options().dtype(torch::kLong));
+    auto query_pos = torch::arange(start, end, q.options().dtype(torch::kLong)).repeat({group});
     scores.masked_fill_(key_pos.unsqueeze(0) > query_pos.unsqueeze(1),
                         -std::numeric_limits<float>::infinity());
   }
@@ -108,11 +115,45 @@ at::Tensor Transformer::Attention(const LayerWeights& w, const at::Tensor& h, in
   return out.view({B, nkv, group, T, hd}).permute({0, 3, 1, 2, 4}).reshape({B * T, nh * hd});
 }
 
+at::Tensor Transformer::MoiceAttention(const LayerWeights& w, const at::Tensor& h, int layer,
+                                       KvCache& cache, const RopeTable& experts,
+                                       const MoiceRouters& moice) const {
+  const int64_t T = h.size(0), hd = config_.head_dim();
+  const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, n = moice.experts();
+  const int64_t start = cache.length, end = start + T;
+  auto qkv = Linear(h, w.wqkv);
+  auto q = qkv.narrow(1, 0, nh * hd).view({1, T, nh, hd});
+  auto k = qkv.narrow(1, nh * hd, nkv * hd).view({1, T, nkv, hd});
+  auto v = qkv.narrow(1, (nh + nkv) * hd, nkv * hd).view({1, T, nkv, hd});
+  cache.v[layer].narrow(2, start, T).copy_(v.transpose(1, 2));  // one value copy
+  auto values = cache.v[layer].narrow(2, 0, end).view({nkv, end, hd});
+  auto rows = [&](const at::Tensor& table, int64_t i) { return table[i].narrow(0, start, T).unsqueeze(1); };
+
+  // The router reads each head's query rotated with the first expert base.
+  auto q_first = ApplyRope(q, rows(experts.cos, 0), rows(experts.sin_signed, 0));
+  auto weights = RouteWeights(moice.layers[layer], q_first, moice.top_k);  // [1, T, nh, n]
+  auto out = at::zeros({T, nh * hd}, h.options());
+  for (int64_t i = 0; i < n; ++i) {
+    // Every base's rotated keys are cached, selected now or not: later tokens may pick it.
+    auto cos = rows(experts.cos, i), sin_signed = rows(experts.sin_signed, i);
+    cache.k[layer][i].narrow(1, start, T).copy_(ApplyRope(k, cos, sin_signed)[0].transpose(0, 1));
+    auto w_i = weights.select(-1, i)[0];  // [T, nh]
+    if (moice.top_k < n && !w_i.gt(0).any().item<bool>()) continue;  // unselected: weight 0
+    auto keys = cache.k[layer][i].narrow(1, 0, end).view({nkv, end, hd});
+    auto q_i = i == 0 ? q_first : ApplyRope(q, cos, sin_signed);
+    auto attn = CausalAttention(q_i, keys, values, start).view({T, nh, hd});
+    out.view({T, nh, hd}).addcmul_(attn, w_i.unsqueeze(-1));
+  }
+  return out;
+}
+
 at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
-                                const RopeTable& rope, bool all_positions) const {
+                                const RopeTable& rope, bool all_positions,
+                                const MoiceRouters* moice) const {
   const int64_t B = tokens.size(0), T = tokens.size(1), start = cache.length;
   TORCH_CHECK(start + T <= cache.capacity, "KV cache capacity exceeded");
-  if (T == 1 && !all_positions && embed_.is_cpu()) return DecodeStepCpu(tokens, cache, rope);
+  if (T == 1 && !all_positions && moice == nullptr && embed_.is_cpu())
+    return DecodeStepCpu(tokens, cache, rope);
   // [R, T, 1, hd] rows of the tables: broadcast over heads (and over the batch when R = 1).
   auto rows = [&](const at::Tensor& table) {
     return (table.dim() == 2 ? table.unsqueeze(0) : table).narrow(1, start, T).unsqueeze(2);
@@ -122,8 +163,10 @@ at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
   auto x = embed_.index_select(0, tokens.reshape(-1));  // [B T, dim]
   for (int l = 0; l < config_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
-    auto attn = Attention(w, RmsNorm(x, w.attn_norm, config_.norm_eps), B, l, cache, cos, sin_signed);
-    AddLinear_(x, attn, w.wo);
+    auto h = RmsNorm(x, w.attn_norm, config_.norm_eps);
+    AddLinear_(x, moice != nullptr ? MoiceAttention(w, h, l, cache, rope, *moice)
+                                   : Attention(w, h, B, l, cache, cos, sin_signed),
+               w.wo);
     auto gate_up = Linear(RmsNorm(x, w.ffn_norm, config_.norm_eps), w.w13);
     auto hidden = at::silu(gate_up.narrow(1, 0, config_.hidden_dim))
                       .mul_(gate_up.narrow(1, config_.hidden_dim, config_.hidden_dim));

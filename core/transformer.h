@@ -9,6 +9,7 @@
 
 #include "core/checkpoint.h"
 #include "core/kv_cache.h"
+#include "core/moice_router.h"
 #include "core/rope.h"
 
 namespace stave {
@@ -35,15 +36,29 @@ class Transformer {
   // their keys/values to `cache` (whose batch must be B). rope tables: [>= end, head_dim]
   // (shared) or [B, >= end, head_dim] (one table per branch). Returns logits [B, V] of the last position, or
   // [B, T, V] when all_positions.
+  //
+  // With `moice` (batch 1), attention mixes the experts' bases: `rope` then stacks the expert
+  // bases' tables [N, >= end, head_dim] and the cache holds N rotated key copies (one value copy).
   at::Tensor Forward(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope,
-                     bool all_positions = false) const;
+                     bool all_positions = false, const MoiceRouters* moice = nullptr) const;
 
  private:
   // One token per row on CPU: the same maths with hand-written kernels for everything but the
   // matrix products (see decode_kernels.h). Forward uses it whenever it applies.
   at::Tensor DecodeStepCpu(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope) const;
 
-  // h: normalised input [B T, dim]; returns the heads' outputs [B T, heads * head_dim].
+  // MoICE attention for one sequence: per token and head, a router picks bases; the head's
+  // output is the weighted sum of causal attention computed with q and k rotated by each base.
+  at::Tensor MoiceAttention(const LayerWeights& w, const at::Tensor& h, int layer, KvCache& cache,
+                            const RopeTable& experts, const MoiceRouters& moice) const;
+
+  // Causal attention of rotated queries q [B, T, heads, head_dim] at positions start.. over
+  // keys/values [B kv_heads, end, head_dim]; returns [B T, heads * head_dim].
+  at::Tensor CausalAttention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
+                             int64_t start) const;
+
+  // h: normalised input [B T, dim]; returns the heads' outputs [B T, heads * head_dim] (before
+  // o_proj, which Forward fuses with the residual add).
   at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, int64_t batch, int layer,
                        KvCache& cache, const at::Tensor& cos, const at::Tensor& sin_signed) const;
 
