@@ -30,40 +30,112 @@ void Rope(float* x, int64_t heads, int64_t head_dim, const float* cos, const flo
   }
 }
 
-void Attention(const float* q, int64_t q_stride, const float* k_cache, const float* v_cache, float* out,
-               float* scratch, int64_t batch, int64_t heads, int64_t kv_heads, int64_t head_dim,
-               int64_t capacity, int64_t length) {
-  const int64_t group = heads / kv_heads;
+namespace {
+
+// One head: out = softmax(q . keys / sqrt(d)) values over `length` cached positions.
+void AttendOneHead(const float* q, const float* keys, const float* values, float* att, float* out,
+                   int64_t head_dim, int64_t length) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  // Keep tiny models on one thread: a task should be worth more than the pool's wake-up.
-  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, 2 * length * head_dim));
-  at::parallel_for(0, batch * heads, grain, [&](int64_t begin, int64_t end) {
+  float max_score = -INFINITY;
+  for (int64_t t = 0; t < length; ++t) {
+    const float* k = keys + t * head_dim;
+    float s = 0.0f;
+    for (int64_t i = 0; i < head_dim; ++i) s += q[i] * k[i];
+    att[t] = s * scale;
+    max_score = std::max(max_score, att[t]);
+  }
+  float sum = 0.0f;
+  for (int64_t t = 0; t < length; ++t) {
+    att[t] = std::exp(att[t] - max_score);
+    sum += att[t];
+  }
+  std::fill(out, out + head_dim, 0.0f);
+  for (int64_t t = 0; t < length; ++t) {
+    const float p = att[t] / sum;
+    const float* v = values + t * head_dim;
+    for (int64_t i = 0; i < head_dim; ++i) out[i] += p * v[i];
+  }
+}
+
+// Keep tiny models on one thread: a task should be worth more than the pool's wake-up.
+int64_t HeadGrain(int64_t length, int64_t head_dim, int64_t per_head_passes) {
+  return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, 2 * length * head_dim * per_head_passes));
+}
+
+}  // namespace
+
+void Attention(const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
+               float* out, float* scratch, int64_t batch, int64_t heads, int64_t kv_heads,
+               int64_t head_dim, int64_t capacity, int64_t length) {
+  const int64_t group = heads / kv_heads;
+  at::parallel_for(0, batch * heads, HeadGrain(length, head_dim, 1), [&](int64_t begin, int64_t end) {
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / heads, h = bh % heads;
       const int64_t kv = b * kv_heads + h / group;
-      const float* qh = q + b * q_stride + h * head_dim;
-      const float* keys = k_cache + kv * capacity * head_dim;
-      const float* values = v_cache + kv * capacity * head_dim;
-      float* att = scratch + bh * length;
-      float max_score = -INFINITY;
-      for (int64_t t = 0; t < length; ++t) {
-        const float* k = keys + t * head_dim;
-        float s = 0.0f;
-        for (int64_t i = 0; i < head_dim; ++i) s += qh[i] * k[i];
-        att[t] = s * scale;
-        max_score = std::max(max_score, att[t]);
+      AttendOneHead(q + b * q_stride + h * head_dim, k_cache + kv * capacity * head_dim,
+                    v_cache + kv * capacity * head_dim, scratch + bh * length,
+                    out + bh * head_dim, head_dim, length);
+    }
+  });
+}
+
+void MoiceAttention(const float* q_raw, const float* const* k_caches, const float* v_cache,
+                    float* out, float* scratch, const float* const* cos, const float* const* sin,
+                    const float* w1, const float* w2, const float* w3, int64_t experts, int64_t top_k,
+                    int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t capacity,
+                    int64_t length) {
+  const int64_t group = heads / kv_heads;
+  const int64_t per_head = length + 3 * head_dim + 2 * experts;
+  at::parallel_for(0, heads, HeadGrain(length, head_dim, top_k), [&](int64_t begin, int64_t end) {
+    for (int64_t h = begin; h < end; ++h) {
+      float* att = scratch + h * per_head;
+      float* q0 = att + length;        // query rotated with expert 0's base: the router's input
+      float* qe = q0 + head_dim;       // query rotated with another expert's base
+      float* part = qe + head_dim;     // one expert's attention output
+      float* g = part + head_dim;      // silu(W1 q) * (W3 q)
+      float* p = g + experts;          // router probabilities
+      const float* qh = q_raw + h * head_dim;
+      std::copy(qh, qh + head_dim, q0);
+      Rope(q0, 1, head_dim, cos[0], sin[0]);
+      for (int64_t e = 0; e < experts; ++e) {
+        float a1 = 0, a3 = 0;
+        for (int64_t i = 0; i < head_dim; ++i) {
+          a1 += w1[e * head_dim + i] * q0[i];
+          a3 += w3[e * head_dim + i] * q0[i];
+        }
+        g[e] = a1 / (1.0f + std::exp(-a1)) * a3;
       }
-      float sum = 0.0f;
-      for (int64_t t = 0; t < length; ++t) {
-        att[t] = std::exp(att[t] - max_score);
-        sum += att[t];
+      float max_r = -INFINITY;
+      for (int64_t e = 0; e < experts; ++e) {
+        float r = 0;
+        for (int64_t f = 0; f < experts; ++f) r += w2[e * experts + f] * g[f];
+        p[e] = r;
+        max_r = std::max(max_r, r);
       }
-      float* o = out + bh * head_dim;
+      float z = 0;
+      for (int64_t e = 0; e < experts; ++e) z += (p[e] = std::exp(p[e] - max_r));
+      for (int64_t e = 0; e < experts; ++e) p[e] /= z;
+      // Top-K by probability (ties: lower index first), weights renormalised over them.
+      int64_t idx[16];  // experts <= 16, validated with the position config
+      for (int64_t e = 0; e < experts; ++e) idx[e] = e;
+      std::stable_sort(idx, idx + experts, [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+      float kept = 0;
+      for (int64_t k = 0; k < top_k; ++k) kept += p[idx[k]];
+      float* o = out + h * head_dim;
       std::fill(o, o + head_dim, 0.0f);
-      for (int64_t t = 0; t < length; ++t) {
-        const float p = att[t] / sum;
-        const float* v = values + t * head_dim;
-        for (int64_t i = 0; i < head_dim; ++i) o[i] += p * v[i];
+      const int64_t kv = h / group;
+      for (int64_t k = 0; k < top_k; ++k) {
+        const int64_t e = idx[k];
+        const float* q = q0;
+        if (e != 0) {
+          std::copy(qh, qh + head_dim, qe);
+          Rope(qe, 1, head_dim, cos[e], sin[e]);
+          q = qe;
+        }
+        AttendOneHead(q, k_caches[e] + kv * capacity * head_dim, v_cache + kv * capacity * head_dim,
+                      att, part, head_dim, length);
+        const float weight = p[e] / kept;
+        for (int64_t i = 0; i < head_dim; ++i) o[i] += weight * part[i];
       }
     }
   });

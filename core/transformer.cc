@@ -152,8 +152,8 @@ at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
                                 const MoiceRouters* moice) const {
   const int64_t B = tokens.size(0), T = tokens.size(1), start = cache.length;
   TORCH_CHECK(start + T <= cache.capacity, "KV cache capacity exceeded");
-  if (T == 1 && !all_positions && moice == nullptr && embed_.is_cpu())
-    return DecodeStepCpu(tokens, cache, rope);
+  if (T == 1 && !all_positions && embed_.is_cpu() && (moice == nullptr || B == 1))
+    return DecodeStepCpu(tokens, cache, rope, moice);
   // [R, T, 1, hd] rows of the tables: broadcast over heads (and over the batch when R = 1).
   auto rows = [&](const at::Tensor& table) {
     return (table.dim() == 2 ? table.unsqueeze(0) : table).narrow(1, start, T).unsqueeze(2);
@@ -180,7 +180,7 @@ at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
 }
 
 at::Tensor Transformer::DecodeStepCpu(const at::Tensor& tokens, KvCache& cache,
-                                      const RopeTable& rope) const {
+                                      const RopeTable& rope, const MoiceRouters* moice) const {
   const int64_t B = tokens.size(0), pos = cache.length, dim = config_.dim, hd = config_.head_dim();
   const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, hidden = config_.hidden_dim;
   const int64_t qkv_row = (nh + 2 * nkv) * hd, capacity = cache.capacity;
@@ -192,7 +192,14 @@ at::Tensor Transformer::DecodeStepCpu(const at::Tensor& tokens, KvCache& cache,
   auto h = torch::empty({B, dim});
   auto att = torch::empty({B, nh * hd});
   auto act = torch::empty({B, hidden});
-  auto scratch = torch::empty({B * nh, pos + 1});
+  const int64_t experts = moice != nullptr ? moice->experts() : 0;
+  auto scratch = moice != nullptr ? torch::empty({nh, pos + 1 + 3 * hd + 2 * experts})
+                                  : torch::empty({B * nh, pos + 1});
+  std::vector<const float*> k_caches(experts), cos_rows(experts), sin_rows(experts);
+  for (int64_t e = 0; e < experts; ++e) {
+    cos_rows[e] = rope.cos.data_ptr<float>() + (e * rope_len + pos) * hd;
+    sin_rows[e] = rope.sin.data_ptr<float>() + (e * rope_len + pos) * hd;
+  }
   float* xp = x.data_ptr<float>();
   float* hp = h.data_ptr<float>();
 
@@ -203,19 +210,40 @@ at::Tensor Transformer::DecodeStepCpu(const at::Tensor& tokens, KvCache& cache,
     float* qkvp = qkv.data_ptr<float>();
     float* k_cache = cache.k[l].data_ptr<float>();
     float* v_cache = cache.v[l].data_ptr<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t table_row = ((shared_rope ? 0 : b) * rope_len + pos) * hd;
-      float* row = qkvp + b * qkv_row;
-      kernels::Rope(row, nh + nkv, hd, rope.cos.data_ptr<float>() + table_row,
-                    rope.sin.data_ptr<float>() + table_row);
-      for (int64_t kv = 0; kv < nkv; ++kv) {
-        const int64_t slot = ((b * nkv + kv) * capacity + pos) * hd;
-        std::memcpy(k_cache + slot, row + (nh + kv) * hd, hd * sizeof(float));
-        std::memcpy(v_cache + slot, row + (nh + nkv + kv) * hd, hd * sizeof(float));
+    if (moice != nullptr) {
+      // One sequence: values once, keys rotated once per expert base into that expert's copy.
+      const RouterWeights& r = moice->layers[l];
+      for (int64_t kv = 0; kv < nkv; ++kv)
+        std::memcpy(v_cache + (kv * capacity + pos) * hd, qkvp + (nh + nkv + kv) * hd, hd * sizeof(float));
+      for (int64_t e = 0; e < experts; ++e) {
+        float* keys = k_cache + e * nkv * capacity * hd;
+        k_caches[e] = keys;
+        for (int64_t kv = 0; kv < nkv; ++kv) {
+          float* slot = keys + (kv * capacity + pos) * hd;
+          std::memcpy(slot, qkvp + (nh + kv) * hd, hd * sizeof(float));
+          kernels::Rope(slot, 1, hd, cos_rows[e], sin_rows[e]);
+        }
       }
+      kernels::MoiceAttention(qkvp, k_caches.data(), v_cache, att.data_ptr<float>(),
+                              scratch.data_ptr<float>(), cos_rows.data(), sin_rows.data(),
+                              r.w1.data_ptr<float>(), r.w2.data_ptr<float>(), r.w3.data_ptr<float>(),
+                              experts, moice->top_k, nh, nkv, hd, capacity, pos + 1);
+    } else {
+      // Each row (branch) rotates with its own table and writes its own cache slot.
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t table_row = ((shared_rope ? 0 : b) * rope_len + pos) * hd;
+        float* row = qkvp + b * qkv_row;
+        kernels::Rope(row, nh + nkv, hd, rope.cos.data_ptr<float>() + table_row,
+                      rope.sin.data_ptr<float>() + table_row);
+        for (int64_t kv = 0; kv < nkv; ++kv) {
+          const int64_t slot = ((b * nkv + kv) * capacity + pos) * hd;
+          std::memcpy(k_cache + slot, row + (nh + kv) * hd, hd * sizeof(float));
+          std::memcpy(v_cache + slot, row + (nh + nkv + kv) * hd, hd * sizeof(float));
+        }
+      }
+      kernels::Attention(qkvp, qkv_row, k_cache, v_cache, att.data_ptr<float>(),
+                         scratch.data_ptr<float>(), B, nh, nkv, hd, capacity, pos + 1);
     }
-    kernels::Attention(qkvp, qkv_row, k_cache, v_cache, att.data_ptr<float>(),
-                       scratch.data_ptr<float>(), B, nh, nkv, hd, capacity, pos + 1);
     AddLinear_(x, att, w.wo);
     kernels::RmsNorm(xp, w.ffn_norm.data_ptr<float>(), hp, B, dim, eps);
     auto gate_up = Linear(h, w.w13);

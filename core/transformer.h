@@ -45,7 +45,8 @@ class Transformer {
  private:
   // One token per row on CPU: the same maths with hand-written kernels for everything but the
   // matrix products (see decode_kernels.h). Forward uses it whenever it applies.
-  at::Tensor DecodeStepCpu(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope) const;
+  at::Tensor DecodeStepCpu(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope,
+                           const MoiceRouters* moice) const;
 
   // MoICE attention for one sequence: per token and head, a router picks bases; the head's
   // output is the weighted sum of causal attention computed with q and k rotated by each base.
