@@ -16,5 +16,6 @@ void AddConvertCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
 void AddBasesCommand(CLI::App& app);
 void AddWaveformCommand(CLI::App& app);
+void AddTrainRouterCommand(CLI::App& app);
 
 }  // namespace stave::cli

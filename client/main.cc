@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   stave::cli::AddBenchCommand(app);
   stave::cli::AddBasesCommand(app);
   stave::cli::AddWaveformCommand(app);
+  stave::cli::AddTrainRouterCommand(app);
   CLI11_PARSE(app, argc, argv);
   const absl::Status& status = stave::cli::CommandStatus();
   if (!status.ok()) {

@@ -70,6 +70,9 @@ std::shared_ptr<const RopeTable> Model::RopeTables(const std::vector<double>& ba
   std::lock_guard<std::mutex> lock(rope_mutex_);
   auto& cached = rope_cache_[bases];
   if (cached == nullptr) {
+    // Cached tables outlive the caller: never make them inference tensors, or router training
+    // (autograd) could not use tables first built by an inference-mode caller.
+    c10::InferenceMode not_inference(false);
     std::vector<at::Tensor> cos, sin, sin_signed;
     for (double base : bases) {
       auto t = MakeRopeTable(base, config_.head_dim(), config_.max_seq_len, config_.rope_scaling);

@@ -40,9 +40,12 @@ at::Tensor Linear(const at::Tensor& x, const at::Tensor& w) {
   return at::mm(x, w.t());
 }
 
-// x += y W^T, in place (the residual connection fused into the projection).
+// x += y W^T, in place (the residual connection fused into the projection). While autograd
+// records (router training), out of place: the old x is still needed for the backward pass.
 void AddLinear_(at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
-  if (x.size(0) == 1) {
+  if (at::GradMode::is_enabled() && (x.requires_grad() || y.requires_grad())) {
+    x = x.addmm(y, w.t());
+  } else if (x.size(0) == 1) {
     x.view(-1).addmv_(w, y.view(-1));
   } else if (UseSmallBatchKernel(y, w) && x.is_contiguous()) {
     kernels::SmallBatchMatmul(y.data_ptr<float>(), w.data_ptr<float>(), x.data_ptr<float>(),
@@ -117,7 +120,8 @@ at::Tensor Transformer::CausalAttention(const at::Tensor& q, const at::Tensor& k
 
 at::Tensor Transformer::MoiceAttention(const LayerWeights& w, const at::Tensor& h, int layer,
                                        KvCache& cache, const RopeTable& experts,
-                                       const MoiceRouters& moice) const {
+                                       const MoiceRouters& moice,
+                                       std::vector<at::Tensor>* router_probs) const {
   const int64_t T = h.size(0), hd = config_.head_dim();
   const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, n = moice.experts();
   const int64_t start = cache.length, end = start + T;
@@ -125,21 +129,34 @@ at::Tensor Transformer::MoiceAttention(const LayerWeights& w, const at::Tensor& 
   auto q = qkv.narrow(1, 0, nh * hd).view({1, T, nh, hd});
   auto k = qkv.narrow(1, nh * hd, nkv * hd).view({1, T, nkv, hd});
   auto v = qkv.narrow(1, (nh + nkv) * hd, nkv * hd).view({1, T, nkv, hd});
-  cache.v[layer].narrow(2, start, T).copy_(v.transpose(1, 2));  // one value copy
-  auto values = cache.v[layer].narrow(2, 0, end).view({nkv, end, hd});
+  // While autograd records (router training: whole sequences from position 0), keys and values
+  // are used as computed: writing them into the shared cache tensors would bump the version of
+  // tensors saved for the backward pass.
+  const bool recording = at::GradMode::is_enabled() && h.requires_grad();
+  TORCH_CHECK(!recording || start == 0, "MoICE training runs whole sequences from position 0");
+  at::Tensor values;
+  if (recording) {
+    values = v[0].transpose(0, 1).contiguous();  // [nkv, T, hd]
+  } else {
+    cache.v[layer].narrow(2, start, T).copy_(v.transpose(1, 2));  // one value copy
+    values = cache.v[layer].narrow(2, 0, end).view({nkv, end, hd});
+  }
   auto rows = [&](const at::Tensor& table, int64_t i) { return table[i].narrow(0, start, T).unsqueeze(1); };
 
   // The router reads each head's query rotated with the first expert base.
   auto q_first = ApplyRope(q, rows(experts.cos, 0), rows(experts.sin_signed, 0));
-  auto weights = RouteWeights(moice.layers[layer], q_first, moice.top_k);  // [1, T, nh, n]
+  at::Tensor probs;
+  auto weights = RouteWeights(moice.layers[layer], q_first, moice.top_k, &probs);  // [1, T, nh, n]
+  if (router_probs != nullptr) router_probs->push_back(probs);
   auto out = at::zeros({T, nh * hd}, h.options());
   for (int64_t i = 0; i < n; ++i) {
     // Every base's rotated keys are cached, selected now or not: later tokens may pick it.
     auto cos = rows(experts.cos, i), sin_signed = rows(experts.sin_signed, i);
-    cache.k[layer][i].narrow(1, start, T).copy_(ApplyRope(k, cos, sin_signed)[0].transpose(0, 1));
+    auto rotated = ApplyRope(k, cos, sin_signed)[0].transpose(0, 1);  // [nkv, T, hd]
+    if (!recording) cache.k[layer][i].narrow(1, start, T).copy_(rotated);
     auto w_i = weights.select(-1, i)[0];  // [T, nh]
     if (moice.top_k < n && !w_i.gt(0).any().item<bool>()) continue;  // unselected: weight 0
-    auto keys = cache.k[layer][i].narrow(1, 0, end).view({nkv, end, hd});
+    auto keys = recording ? rotated.contiguous() : cache.k[layer][i].narrow(1, 0, end).view({nkv, end, hd});
     auto q_i = i == 0 ? q_first : ApplyRope(q, cos, sin_signed);
     auto attn = CausalAttention(q_i, keys, values, start).view({T, nh, hd});
     out.view({T, nh, hd}).addcmul_(attn, w_i.unsqueeze(-1));
@@ -149,10 +166,12 @@ at::Tensor Transformer::MoiceAttention(const LayerWeights& w, const at::Tensor& 
 
 at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
                                 const RopeTable& rope, bool all_positions,
-                                const MoiceRouters* moice) const {
+                                const MoiceRouters* moice,
+                                std::vector<at::Tensor>* router_probs) const {
   const int64_t B = tokens.size(0), T = tokens.size(1), start = cache.length;
   TORCH_CHECK(start + T <= cache.capacity, "KV cache capacity exceeded");
-  if (T == 1 && !all_positions && embed_.is_cpu() && (moice == nullptr || B == 1))
+  if (T == 1 && !all_positions && embed_.is_cpu() && router_probs == nullptr &&
+      (moice == nullptr || B == 1))
     return DecodeStepCpu(tokens, cache, rope, moice);
   // [R, T, 1, hd] rows of the tables: broadcast over heads (and over the batch when R = 1).
   auto rows = [&](const at::Tensor& table) {
@@ -164,7 +183,7 @@ at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
   for (int l = 0; l < config_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
     auto h = RmsNorm(x, w.attn_norm, config_.norm_eps);
-    AddLinear_(x, moice != nullptr ? MoiceAttention(w, h, l, cache, rope, *moice)
+    AddLinear_(x, moice != nullptr ? MoiceAttention(w, h, l, cache, rope, *moice, router_probs)
                                    : Attention(w, h, B, l, cache, cos, sin_signed),
                w.wo);
     auto gate_up = Linear(RmsNorm(x, w.ffn_norm, config_.norm_eps), w.w13);

@@ -39,8 +39,10 @@ class Transformer {
   //
   // With `moice` (batch 1), attention mixes the experts' bases: `rope` then stacks the expert
   // bases' tables [N, >= end, head_dim] and the cache holds N rotated key copies (one value copy).
+  // router_probs (training): receives each layer's router probabilities [1, T, heads, N].
   at::Tensor Forward(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope,
-                     bool all_positions = false, const MoiceRouters* moice = nullptr) const;
+                     bool all_positions = false, const MoiceRouters* moice = nullptr,
+                     std::vector<at::Tensor>* router_probs = nullptr) const;
 
  private:
   // One token per row on CPU: the same maths with hand-written kernels for everything but the
@@ -51,7 +53,8 @@ class Transformer {
   // MoICE attention for one sequence: per token and head, a router picks bases; the head's
   // output is the weighted sum of causal attention computed with q and k rotated by each base.
   at::Tensor MoiceAttention(const LayerWeights& w, const at::Tensor& h, int layer, KvCache& cache,
-                            const RopeTable& experts, const MoiceRouters& moice) const;
+                            const RopeTable& experts, const MoiceRouters& moice,
+                            std::vector<at::Tensor>* router_probs) const;
 
   // Causal attention of rotated queries q [B, T, heads, head_dim] at positions start.. over
   // keys/values [B kv_heads, end, head_dim]; returns [B T, heads * head_dim].

@@ -1,0 +1,87 @@
+// stave train-router: train MoICE routers with the model frozen; writes a router checkpoint.
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "client/commands.h"
+#include "core/model.h"
+#include "core/position_config.h"
+#include "core/router_training.h"
+
+namespace stave::cli {
+namespace {
+
+struct TrainOptions {
+  std::string model, tokenizer, data, eval_data, expert_bases, out;
+  RouterTrainingOptions train;
+  int eval_sequences = 32, threads = 0;
+};
+
+absl::Status RunTrain(TrainOptions o) {
+  ConfigureThreads(o.threads);
+  auto bases = ParseBaseList(o.expert_bases, "--expert-bases");
+  if (!bases.ok()) return bases.status();
+  o.train.expert_bases = *bases;
+  auto model = Model::Load(o.model, o.tokenizer);
+  if (!model.ok()) return model.status();
+  auto docs = ReadDocuments(o.data);
+  if (!docs.ok()) return docs.status();
+  const auto stream = TokenStream(*(*model)->tokenizer(), *docs);
+  std::vector<int> eval_stream;
+  if (!o.eval_data.empty()) {
+    auto eval_docs = ReadDocuments(o.eval_data);
+    if (!eval_docs.ok()) return eval_docs.status();
+    eval_stream = TokenStream(*(*model)->tokenizer(), *eval_docs);
+  }
+  std::fprintf(stderr, "train-router: %zu training tokens, %d steps x %d sequences x %d tokens\n",
+               stream.size(), o.train.steps, o.train.batch * o.train.grad_accum, o.train.seq_len);
+  double before = 0;
+  if (!eval_stream.empty()) {
+    auto untrained = MoiceRouters::Random((*model)->config(), o.train.expert_bases, o.train.top_k, o.train.seed);
+    auto loss = EvaluateLoss(**model, untrained, eval_stream, o.train.seq_len, o.eval_sequences);
+    if (!loss.ok()) return loss.status();
+    before = *loss;
+    std::fprintf(stderr, "held-out loss with untrained routers: %.4f\n", before);
+  }
+  auto routers = TrainRouters(**model, stream, o.train, [](const TrainingProgress& p) {
+    const int width = 30, done = width * p.step / p.steps;
+    std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  aux %.4f  %.0f tokens/s", std::string(done, '#').c_str(),
+                 std::string(width - done, '.').c_str(), p.step, p.steps, p.loss, p.aux, p.tokens_per_s);
+    if (p.step == p.steps) std::fputs("\n", stderr);
+  });
+  if (!routers.ok()) return routers.status();
+  auto status = routers->Save(o.out, (*model)->config());
+  if (!status.ok()) return status;
+  std::fprintf(stderr, "wrote %s\n", o.out.c_str());
+  if (!eval_stream.empty()) {
+    auto after = EvaluateLoss(**model, *routers, eval_stream, o.train.seq_len, o.eval_sequences);
+    if (!after.ok()) return after.status();
+    std::printf("held-out loss: untrained routers %.4f, trained %.4f\n", before, *after);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddTrainRouterCommand(CLI::App& app) {
+  auto o = std::make_shared<TrainOptions>();
+  auto* cmd = app.add_subcommand("train-router", "train MoICE routers (model frozen)");
+  cmd->add_option("--model", o->model, "model to train routers for")->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer (default: next to the model)");
+  cmd->add_option("--data", o->data, "training text: a text file, or JSONL with a \"text\" field")->required();
+  cmd->add_option("--eval-data", o->eval_data, "held-out text: loss is reported before and after");
+  cmd->add_option("--expert-bases", o->expert_bases, "expert RoPE bases, the model's own first")->required();
+  cmd->add_option("--top-k", o->train.top_k, "experts mixed per token and head")->required();
+  cmd->add_option("--steps", o->train.steps, "optimiser steps")->capture_default_str();
+  cmd->add_option("--batch", o->train.batch, "sequences per micro-batch")->capture_default_str();
+  cmd->add_option("--grad-accum", o->train.grad_accum, "micro-batches per step")->capture_default_str();
+  cmd->add_option("--seq-len", o->train.seq_len, "tokens per sequence")->capture_default_str();
+  cmd->add_option("--lr", o->train.lr, "AdamW learning rate (constant)")->capture_default_str();
+  cmd->add_option("--aux-coef", o->train.aux_coef, "load-balancing loss coefficient")->capture_default_str();
+  cmd->add_option("--seed", o->train.seed, "seed for router init and data order")->capture_default_str();
+  cmd->add_option("--eval-sequences", o->eval_sequences, "held-out sequences evaluated")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
+  cmd->add_option("--out", o->out, "router checkpoint to write (.safetensors)")->required();
+  cmd->callback([o] { CommandStatus() = RunTrain(*o); });
+}
+
+}  // namespace stave::cli

@@ -1,0 +1,53 @@
+// Router-only MoICE training (METHODS.md section 4): every model weight frozen, the per-layer
+// routers trained with next-token cross-entropy + coef x load-balancing auxiliary loss, AdamW
+// (lr 1e-4 constant, weight decay 0), gradient clipping at 1.0. Deterministic given a seed.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model.h"
+#include "core/moice_router.h"
+
+namespace stave {
+
+struct RouterTrainingOptions {
+  std::vector<double> expert_bases;
+  int top_k = 0;
+  int steps = 7;
+  int batch = 8;            // sequences per micro-batch
+  int grad_accum = 1;       // micro-batches per optimiser step
+  int seq_len = 256;        // tokens per training sequence (context permitting)
+  double lr = 1e-4;
+  double aux_coef = 0.3;
+  double clip = 1.0;
+  uint64_t seed = 0;
+};
+
+struct TrainingProgress {
+  int step = 0, steps = 0;
+  double loss = 0, aux = 0, tokens_per_s = 0;
+};
+
+// Documents -> one token stream (BOS before each document).
+std::vector<int> TokenStream(const Tokenizer& tokenizer, const std::vector<std::string>& documents);
+
+// Reads a text file (one document) or JSONL (one document per line, field "text").
+absl::StatusOr<std::vector<std::string>> ReadDocuments(const std::string& path);
+
+// Load-balancing loss over router probabilities (each [..., N]) with top-K choices:
+// N * sum_k sum_e f_{k,e} P_e. Constant N when K = N.
+at::Tensor LoadBalancingLoss(const std::vector<at::Tensor>& router_probs, int top_k);
+
+// Mean next-token cross-entropy of `model` in MoICE mode with `routers` over consecutive
+// windows of `stream` (at most `max_sequences` of seq_len + 1 tokens).
+absl::StatusOr<double> EvaluateLoss(const Model& model, const MoiceRouters& routers,
+                                    const std::vector<int>& stream, int seq_len, int max_sequences);
+
+absl::StatusOr<MoiceRouters> TrainRouters(
+    const Model& model, const std::vector<int>& stream, const RouterTrainingOptions& options,
+    const std::function<void(const TrainingProgress&)>& on_step = nullptr);
+
+}  // namespace stave
