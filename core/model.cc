@@ -81,7 +81,7 @@ std::shared_ptr<const RopeTable> Model::RopeTables(const std::vector<double>& ba
       sin_signed.push_back(t.sin_signed);
     }
     cached = std::make_shared<RopeTable>(
-        RopeTable{torch::stack(cos), torch::stack(sin), torch::stack(sin_signed), bases.front()});
+        RopeTable{torch::stack(cos), torch::stack(sin), torch::stack(sin_signed)});
   }
   return cached;
 }

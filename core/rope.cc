@@ -24,7 +24,7 @@ RopeTable MakeRopeTable(double base, int head_dim, int max_len, double scaling) 
   }
   auto half_sin = sin.narrow(1, 0, half);
   auto sin_signed = torch::cat({-half_sin, half_sin}, 1);
-  return {cos, sin, sin_signed, base};
+  return {cos, sin, sin_signed};
 }
 
 at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin_signed) {

@@ -12,7 +12,6 @@ namespace stave {
 struct RopeTable {
   at::Tensor cos, sin;
   at::Tensor sin_signed;  // [-sin, sin] halves: rotate_half(x) * sin == swap_halves(x) * sin_signed
-  double base = 0;
 };
 
 RopeTable MakeRopeTable(double base, int head_dim, int max_len, double scaling = 1.0);
