@@ -10,6 +10,7 @@ DEB_PACKAGES := cmake make g++ ccache pkg-config \
   libtorch-dev libopenblas0-openmp \
   libabsl-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev \
   libplplot-dev plplot-driver-cairo \
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libgtest-dev libbenchmark-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

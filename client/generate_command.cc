@@ -4,6 +4,7 @@
 
 #include "client/commands.h"
 #include "client/position_flags.h"
+#include "client/remote_generate.h"
 #include "core/generate.h"
 #include "core/model.h"
 #include "nlohmann/json.hpp"
@@ -12,7 +13,7 @@ namespace stave::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, tokenizer, prompt;
+  std::string model, tokenizer, prompt, server;
   PositionFlags position;
   int64_t kv_budget_mb = 4096;
   int max_tokens = 256;
@@ -24,7 +25,38 @@ struct GenerateOptions {
   bool json = false, no_echo = false;
 };
 
+// Through staved: the server echoes nothing, so the prompt is printed as given.
+absl::Status RunRemote(const GenerateOptions& o, uint64_t seed) {
+  if (o.position.mode != "vanilla")
+    return absl::UnimplementedError("--server with --mode other than vanilla: not available yet");
+  RemoteRequest r{o.server, o.prompt, o.max_tokens, o.temperature, o.top_p, o.top_k, seed, o.stop};
+  bool echo = !o.json && !o.no_echo;  // once the server has accepted the request
+  auto result = RemoteGenerate(r, [&](std::string_view text) {
+    if (o.json) return;
+    if (echo) std::fputs(o.prompt.c_str(), stdout);
+    echo = false;
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  });
+  if (!result.ok()) return result.status();
+  if (o.json) {
+    nlohmann::json j = {{"text", result->text},
+                        {"token_ids", result->token_ids},
+                        {"finish_reason", result->finish_reason},
+                        {"seed", seed},
+                        {"config_version", result->config_version},
+                        {"usage", {{"prompt_tokens", result->prompt_tokens},
+                                   {"completion_tokens", result->token_ids.size()}}}};
+    std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::puts("");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
+  if (!o.server.empty()) return RunRemote(o, seed_given ? o.seed : std::random_device{}());
+  if (o.model.empty()) return absl::InvalidArgumentError("give --model (in-process) or --server");
   ConfigureThreads(o.threads);
   auto position = o.position.ToConfig();  // checked before the slow model load
   if (!position.ok()) return position.status();
@@ -91,7 +123,8 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
 void AddGenerateCommand(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "generate text from a prompt, streamed to stdout");
-  cmd->add_option("--model", o->model, "llama2.c .bin file or Hugging Face directory")->required();
+  cmd->add_option("--model", o->model, "llama2.c .bin file or Hugging Face directory (in-process)");
+  cmd->add_option("--server", o->server, "generate through staved at HOST:PORT instead");
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.bin or tokenizer.model (default: next to the model)");
   cmd->add_option("--prompt", o->prompt, "the prompt text")->required();
   cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::PositiveNumber);
