@@ -10,6 +10,7 @@ RUN make deps && make build
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libtorch1.13 libopenblas0-openmp libsentencepiece0 libabsl20220623 libgomp1 \
+      libgrpc++1.51 libprotobuf32 libplplot17 plplot-driver-cairo \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/build/bin/stave /src/build/bin/libstave_sentencepiece.so /usr/local/bin/
+COPY --from=build /src/build/bin/stave /src/build/bin/staved /src/build/bin/libstave_sentencepiece.so /usr/local/bin/
 ENTRYPOINT ["/usr/local/bin/stave"]
