@@ -20,11 +20,6 @@ namespace {
 
 constexpr char kModel[] = "models/stories260K/stories260K.bin";
 
-std::unique_ptr<Model> Stories() {
-  auto m = Model::Load(testing::SharedPath(kModel), testing::SharedPath("models/stories260K/tok512.bin"));
-  return m.ok() ? *std::move(m) : nullptr;
-}
-
 std::vector<nlohmann::json> Golden() {
   std::vector<nlohmann::json> rows;
   std::ifstream in(testing::SharedPath("golden/stories260K/greedy.jsonl"));
@@ -35,7 +30,7 @@ std::vector<nlohmann::json> Golden() {
 
 // Greedy generation with `bases` as buckets must reproduce every golden sequence.
 void ExpectGoldenWithBuckets(const std::vector<double>& bases) {
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   for (const auto& row : Golden()) {
     const auto prompt = row["prompt"].get<std::string>();
@@ -96,7 +91,7 @@ class BucketsAgainstSeparateRuns : public ::testing::TestWithParam<Fusion> {};
 TEST_P(BucketsAgainstSeparateRuns, FusedLogitsMatchAndCachesStayApart) {
   SKIP_UNLESS_SHARED(kModel);
   c10::InferenceMode inference_mode;
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   const Fusion fusion = GetParam();
   const std::vector<double> bases = {10000, 15000, 40000};
@@ -150,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(Fusions, BucketsAgainstSeparateRuns,
 
 TEST(Buckets, GenerationFollowsTheFusedGreedyChoice) {
   SKIP_UNLESS_SHARED(kModel);
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   GenerationParams vanilla;
   vanilla.sampling.temperature = 0;

@@ -28,15 +28,9 @@ std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
   return rows;
 }
 
-std::unique_ptr<Model> LoadStories() {
-  auto model = Model::Load(testing::SharedPath(kModel), testing::SharedPath(kTokenizer));
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? *std::move(model) : nullptr;
-}
-
 TEST(Golden, PromptEncodingMatchesReference) {
   SKIP_UNLESS_SHARED(kGreedy);
-  auto model = LoadStories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   for (const auto& row : ReadJsonl(testing::SharedPath(kGreedy))) {
     auto ids = model->tokenizer()->Encode(row["prompt"].get<std::string>(), true);
@@ -49,7 +43,7 @@ TEST(Golden, PromptEncodingMatchesReference) {
 
 TEST(Golden, GreedyGenerationReproducesEverySequence) {
   SKIP_UNLESS_SHARED(kGreedy);
-  auto model = LoadStories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   for (const auto& row : ReadJsonl(testing::SharedPath(kGreedy))) {
     const auto prompt = row["prompt"].get<std::string>();
@@ -81,7 +75,7 @@ class GoldenLogits : public ::testing::Test {
     if (!std::filesystem::exists(testing::SharedPath(kLogits)))
       GTEST_SKIP() << "reference data " << testing::SharedPath(kLogits)
                    << " not found; set STAVE_SHARED_DIR to the shared/ folder";
-    model_ = LoadStories();
+    model_ = testing::LoadStories260K();
     ASSERT_NE(model_, nullptr);
     for (const auto& row : ReadJsonl(testing::SharedPath(kLogits))) {
       tokens_.push_back(row["token"].get<int64_t>());

@@ -16,11 +16,6 @@ namespace {
 
 constexpr char kModel[] = "models/stories260K/stories260K.bin";
 
-std::unique_ptr<Model> Stories() {
-  auto m = Model::Load(testing::SharedPath(kModel), testing::SharedPath("models/stories260K/tok512.bin"));
-  return m.ok() ? *std::move(m) : nullptr;
-}
-
 GenerationParams Moice(std::vector<double> bases, int top_k, std::string router = "") {
   GenerationParams p;
   p.sampling.temperature = 0;
@@ -33,7 +28,7 @@ GenerationParams Moice(std::vector<double> bases, int top_k, std::string router 
 
 TEST(Moice, ExpertsAllAtTheModelBaseAreVanillaWhateverTheRouter) {
   SKIP_UNLESS_SHARED(kModel);
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   // Routers far from uniform, so the mixture weights really vary by token and head.
   auto routers = MoiceRouters::Random(model->config(), {10000, 10000, 10000}, 2, 11);
@@ -78,7 +73,7 @@ MoiceRouters ForcedRouters(const ModelConfig& config, std::vector<double> bases,
 
 TEST(Moice, TopOneForcedOntoABaseEqualsVanillaWithThatBase) {
   SKIP_UNLESS_SHARED(kModel);
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   const std::vector<double> bases = {10000, 20000, 5000};
   testing::TempDir dir;

@@ -10,15 +10,9 @@
 namespace stave {
 namespace {
 
-std::unique_ptr<Model> Stories() {
-  auto m = Model::Load(testing::SharedPath("models/stories260K/stories260K.bin"),
-                       testing::SharedPath("models/stories260K/tok512.bin"));
-  return m.ok() ? *std::move(m) : nullptr;
-}
-
 TEST(Sequence, StopStringEndsTextBeforeItAndNeverStreamsIt) {
   SKIP_UNLESS_SHARED("models/stories260K/stories260K.bin");
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   GenerationParams params;
   params.sampling.temperature = 0;
@@ -40,7 +34,7 @@ TEST(Sequence, StopStringEndsTextBeforeItAndNeverStreamsIt) {
 
 TEST(Sequence, MaxTokensAndCallbackCancellation) {
   SKIP_UNLESS_SHARED("models/stories260K/stories260K.bin");
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   GenerationParams params;
   params.max_tokens = 5;
@@ -58,7 +52,7 @@ TEST(Sequence, MaxTokensAndCallbackCancellation) {
 
 TEST(Sequence, SeededSamplingIsReproducible) {
   SKIP_UNLESS_SHARED("models/stories260K/stories260K.bin");
-  auto model = Stories();
+  auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   GenerationParams params;
   params.max_tokens = 40;

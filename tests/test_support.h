@@ -7,6 +7,8 @@
 
 #include <unistd.h>
 
+#include "core/model.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -27,6 +29,15 @@ inline std::string SharedPath(const std::string& relative) { return SharedDir() 
       GTEST_SKIP() << "reference data " << ::stave::testing::SharedPath(relative)           \
                    << " not found; set STAVE_SHARED_DIR to the shared/ folder to run this test"; \
   } while (0)
+
+inline constexpr char kStoriesModel[] = "models/stories260K/stories260K.bin";
+inline constexpr char kStoriesTokenizer[] = "models/stories260K/tok512.bin";
+
+// stories260K with its tokenizer, or null (the caller skips first with SKIP_UNLESS_SHARED).
+inline std::unique_ptr<Model> LoadStories260K() {
+  auto model = Model::Load(SharedPath(kStoriesModel), SharedPath(kStoriesTokenizer));
+  return model.ok() ? *std::move(model) : nullptr;
+}
 
 // A fresh directory under the system temp dir, removed at destruction.
 class TempDir {
