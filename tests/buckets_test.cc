@@ -18,7 +18,6 @@
 namespace stave {
 namespace {
 
-constexpr char kModel[] = "models/stories260K/stories260K.bin";
 
 std::vector<nlohmann::json> Golden() {
   std::vector<nlohmann::json> rows;
@@ -50,12 +49,12 @@ void ExpectGoldenWithBuckets(const std::vector<double>& bases) {
 }
 
 TEST(Buckets, OneBucketWithTheModelBaseIsVanilla) {
-  SKIP_UNLESS_SHARED(kModel);
+  SKIP_UNLESS_SHARED(testing::kStoriesModel);
   ExpectGoldenWithBuckets({10000});
 }
 
 TEST(Buckets, ThreeIdenticalBasesAreVanilla) {
-  SKIP_UNLESS_SHARED(kModel);
+  SKIP_UNLESS_SHARED(testing::kStoriesModel);
   ExpectGoldenWithBuckets({10000, 10000, 10000});
 }
 
@@ -89,7 +88,7 @@ std::vector<float> Row(const at::Tensor& t) {
 class BucketsAgainstSeparateRuns : public ::testing::TestWithParam<Fusion> {};
 
 TEST_P(BucketsAgainstSeparateRuns, FusedLogitsMatchAndCachesStayApart) {
-  SKIP_UNLESS_SHARED(kModel);
+  SKIP_UNLESS_SHARED(testing::kStoriesModel);
   c10::InferenceMode inference_mode;
   auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
@@ -144,7 +143,7 @@ INSTANTIATE_TEST_SUITE_P(Fusions, BucketsAgainstSeparateRuns,
                          [](const auto& info) { return std::string(FusionName(info.param)); });
 
 TEST(Buckets, GenerationFollowsTheFusedGreedyChoice) {
-  SKIP_UNLESS_SHARED(kModel);
+  SKIP_UNLESS_SHARED(testing::kStoriesModel);
   auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   GenerationParams vanilla;

@@ -15,8 +15,6 @@
 namespace stave {
 namespace {
 
-constexpr char kModel[] = "models/stories260K/stories260K.bin";
-constexpr char kTokenizer[] = "models/stories260K/tok512.bin";
 constexpr char kGreedy[] = "golden/stories260K/greedy.jsonl";
 constexpr char kLogits[] = "golden/stories260K/logits-prompt2.jsonl";
 

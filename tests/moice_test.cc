@@ -14,7 +14,6 @@
 namespace stave {
 namespace {
 
-constexpr char kModel[] = "models/stories260K/stories260K.bin";
 
 GenerationParams Moice(std::vector<double> bases, int top_k, std::string router = "") {
   GenerationParams p;
@@ -27,7 +26,7 @@ GenerationParams Moice(std::vector<double> bases, int top_k, std::string router 
 }
 
 TEST(Moice, ExpertsAllAtTheModelBaseAreVanillaWhateverTheRouter) {
-  SKIP_UNLESS_SHARED(kModel);
+  SKIP_UNLESS_SHARED(testing::kStoriesModel);
   auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   // Routers far from uniform, so the mixture weights really vary by token and head.
@@ -72,7 +71,7 @@ MoiceRouters ForcedRouters(const ModelConfig& config, std::vector<double> bases,
 }
 
 TEST(Moice, TopOneForcedOntoABaseEqualsVanillaWithThatBase) {
-  SKIP_UNLESS_SHARED(kModel);
+  SKIP_UNLESS_SHARED(testing::kStoriesModel);
   auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   const std::vector<double> bases = {10000, 20000, 5000};
