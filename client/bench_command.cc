@@ -163,10 +163,9 @@ absl::Status RunBench(const BenchOptions& o) {
     }
     std::fputs("\n", stderr);
   }
-  const Speed speed_median{Median(prefill), Median(decode), rss_growth};
-  const Speed* speed = &speed_median;
+  const Speed median{Median(prefill), Median(decode), rss_growth};
   const double weight_gb_per_s =
-      speed->decode_tokens_per_s * 4.0 *
+      median.decode_tokens_per_s * 4.0 *
       (static_cast<double>(c.n_layers) *
            (c.dim * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim() + c.dim * c.dim +
             3.0 * c.dim * c.hidden_dim) +
@@ -182,8 +181,8 @@ absl::Status RunBench(const BenchOptions& o) {
       {"prompt_tokens", o.prompt_tokens},
       {"gen_tokens", o.gen_tokens},
       {"runs", o.runs},
-      {"prefill_tokens_per_s", speed->prefill_tokens_per_s},
-      {"decode_tokens_per_s", speed->decode_tokens_per_s},
+      {"prefill_tokens_per_s", median.prefill_tokens_per_s},
+      {"decode_tokens_per_s", median.decode_tokens_per_s},
       {"decode_weight_gb_per_s", weight_gb_per_s},
       {"memory_read_gb_per_s", memory_gb_per_s},
       {"decode_fraction_of_memory_bandwidth", weight_gb_per_s / memory_gb_per_s},

@@ -71,13 +71,12 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
       return absl::InvalidArgumentError(absl::StrCat(
           "max_tokens: ", r.max_tokens(), " with a prompt of ", ids.size(),
           " tokens exceeds the model's context of ", model.config().max_seq_len));
-    prompt_tokens_ = static_cast<uint32_t>(ids.size());
+    const auto prompt_tokens = static_cast<uint32_t>(ids.size());
     auto seq = Sequence::Create(model, std::move(ids), params);
     if (!seq.ok()) return seq.status();
     job_ = std::make_shared<EngineJob>();
     job_->sequence = *std::move(seq);
     std::shared_ptr<Sink> sink = sink_;
-    uint32_t prompt_tokens = prompt_tokens_;
     auto completion = std::make_shared<uint32_t>(0);
     job_->on_step = [sink, prompt_tokens, completion](const Sequence::Step& step) {
       stave::v1::GenerateResponse msg;
@@ -118,7 +117,6 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
 
   std::shared_ptr<Sink> sink_;
   std::shared_ptr<EngineJob> job_;
-  uint32_t prompt_tokens_ = 0;
   std::mutex mutex_;
   std::deque<stave::v1::GenerateResponse> pending_;
   bool writing_ = false, last_queued_ = false, finished_ = false;
