@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
   stave::server::Engine engine(absl::GetFlag(FLAGS_queue_size));
   stave::server::InferenceService inference(**model, engine);
 
+  // Handlers first: the readiness line below may be answered by a SIGTERM at once.
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -61,8 +64,6 @@ int main(int argc, char** argv) {
               listen.substr(0, listen.rfind(':')).c_str(), port);
   std::fflush(stdout);
 
-  std::signal(SIGTERM, OnSignal);
-  std::signal(SIGINT, OnSignal);
   g_stop.acquire();
   std::fprintf(stderr, "staved: shutting down; running streams have %d s to finish\n",
                absl::GetFlag(FLAGS_grace_seconds));
