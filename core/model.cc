@@ -66,8 +66,20 @@ std::unique_ptr<Model> Model::FromCheckpoint(const Checkpoint& ckpt,
   return model;
 }
 
+namespace {
+// Per-request overrides may name any base set: keep the caches bounded by dropping entries no
+// request holds any more once there are more than this many.
+constexpr size_t kMaxCachedPositionSets = 32;
+template <typename Map>
+void EvictUnused(Map& cache) {
+  if (cache.size() < kMaxCachedPositionSets) return;
+  std::erase_if(cache, [](const auto& entry) { return entry.second.use_count() <= 1; });
+}
+}  // namespace
+
 std::shared_ptr<const RopeTable> Model::RopeTables(const std::vector<double>& bases) const {
   std::lock_guard<std::mutex> lock(rope_mutex_);
+  EvictUnused(rope_cache_);
   auto& cached = rope_cache_[bases];
   if (cached == nullptr) {
     // Cached tables outlive the caller: never make them inference tensors, or router training
@@ -91,6 +103,7 @@ absl::StatusOr<std::shared_ptr<const MoiceRouters>> Model::Routers(const Positio
                               ? absl::StrCat("untrained:", absl::StrJoin(c.expert_bases, ","))
                               : c.router_path;
   std::lock_guard<std::mutex> lock(rope_mutex_);
+  EvictUnused(router_cache_);
   auto& cached = router_cache_[key];
   if (cached == nullptr) {
     if (c.router_path.empty()) {

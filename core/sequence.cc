@@ -5,8 +5,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/bucket_fusion.h"
 #include "core/kv_cache.h"
-#include "core/moice_router.h"
-#include "core/rope.h"
 #include "core/transformer.h"
 
 namespace stave {
@@ -56,49 +54,26 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
     if (s.empty()) return absl::InvalidArgumentError("stop: stop strings must not be empty");
   auto status = ValidateSamplingParams(params.sampling);
   if (!status.ok()) return status;
-  status = ValidatePositionConfig(params.position);
-  if (!status.ok()) return status;
-  // Buckets multiply the KV cache by the branch count: check it fits before allocating.
-  const int64_t branches = params.position.mode == PositionMode::kBuckets
-                               ? static_cast<int64_t>(params.position.bases.size()) : 1;
   // Room for the prompt and every generated token but the last (which is never fed back).
   const int capacity = static_cast<int>(
       std::min<int64_t>(ctx, static_cast<int64_t>(prompt_ids.size()) + params.max_tokens));
-  const bool moice = params.position.mode == PositionMode::kMoice;
-  // MoICE keeps one key copy per expert base next to one value copy.
-  const int64_t kv_bytes =
-      moice ? KvCache::BytesFor(model.config(), 1, capacity) / 2 * (1 + params.position.expert_bases.size())
-            : KvCache::BytesFor(model.config(), branches, capacity);
-  if (kv_bytes > params.kv_budget_mb * (int64_t{1} << 20))
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "KV cache: ", branches, " branch(es) x ", capacity, " positions need ",
-        (kv_bytes + (1 << 20) - 1) >> 20, " MiB, over the budget of ", params.kv_budget_mb,
-        " MiB; use fewer buckets, fewer tokens or a larger budget"));
-  std::shared_ptr<const MoiceRouters> routers;
-  if (moice) {
-    auto r = model.Routers(params.position);
-    if (!r.ok()) return r.status();
-    routers = *std::move(r);
-  }
+  auto runtime = PreparePosition(model, params.position);
+  if (!runtime.ok()) return runtime.status();
+  // Buckets multiply the KV cache by the branch count: check it fits before allocating.
+  status = CheckKvBudget(*runtime, model.config(), capacity, params.kv_budget_mb);
+  if (!status.ok()) return status;
   return std::unique_ptr<Sequence>(
-      new Sequence(model, std::move(prompt_ids), params, capacity, std::move(routers)));
+      new Sequence(model, std::move(prompt_ids), params, capacity, *std::move(runtime)));
 }
 
 Sequence::Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params,
-                   int capacity, std::shared_ptr<const MoiceRouters> routers)
+                   int capacity, PositionRuntime runtime)
     : model_(model),
       prompt_ids_(std::move(prompt_ids)),
       params_(params),
       sampler_(params.sampling),
-      routers_(std::move(routers)) {
-  if (params.position.mode == PositionMode::kBuckets) {
-    branches_ = static_cast<int>(params.position.bases.size());
-    rope_ = model.RopeTables(params.position.bases);
-  }
-  if (routers_ != nullptr) rope_ = model.RopeTables(params.position.expert_bases);
-  cache_ = std::make_unique<KvCache>(KvCache::Allocate(
-      model.config(), branches_, capacity, routers_ != nullptr ? routers_->experts() : 0));
-}
+      runtime_(std::move(runtime)),
+      cache_(std::make_unique<KvCache>(runtime_.AllocateCache(model.config(), capacity))) {}
 
 Sequence::~Sequence() = default;
 
@@ -123,10 +98,9 @@ Sequence::Step Sequence::Next() {
   // Every branch sees the same tokens at the same positions; only its RoPE base differs.
   auto tokens = torch::tensor(std::vector<int64_t>(feed_ids.begin(), feed_ids.end()), torch::kLong)
                     .view({1, -1})
-                    .expand({branches_, -1});
-  const RopeTable& rope = rope_ != nullptr ? *rope_ : model_.rope();
-  auto branch_logits =
-      model_.transformer().Forward(tokens, *cache_, rope, false, routers_.get());  // [branches, V]
+                    .expand({runtime_.branches, -1});
+  auto branch_logits = model_.transformer().Forward(tokens, *cache_, runtime_.Rope(model_), false,
+                                                    runtime_.routers.get());  // [branches, V]
   auto logits = FuseBranchLogits(branch_logits, params_.position.fusion).contiguous();
   const int token = sampler_.Sample(
       std::span<const float>(logits.data_ptr<float>(), static_cast<size_t>(logits.size(-1))));

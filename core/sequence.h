@@ -10,13 +10,11 @@
 #include "absl/status/statusor.h"
 #include "core/model.h"
 #include "core/position_config.h"
+#include "core/position_runtime.h"
 #include "core/sampler.h"
 
 namespace stave {
 
-struct KvCache;
-struct RopeTable;
-struct MoiceRouters;
 
 struct GenerationParams {
   int max_tokens = 256;
@@ -50,20 +48,18 @@ class Sequence {
   const std::vector<int>& prompt_ids() const { return prompt_ids_; }
   const std::vector<int>& token_ids() const { return token_ids_; }  // generated only
   const std::string& text() const { return text_; }
-  int branches() const { return branches_; }
+  int branches() const { return runtime_.branches; }
 
  private:
   Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params,
-           int capacity, std::shared_ptr<const MoiceRouters> routers);
+           int capacity, PositionRuntime runtime);
   std::string Release(bool everything);
 
   const Model& model_;
   std::vector<int> prompt_ids_;
   GenerationParams params_;
   Sampler sampler_;
-  int branches_ = 1;
-  std::shared_ptr<const RopeTable> rope_;  // null: the model's own table
-  std::shared_ptr<const MoiceRouters> routers_;  // moice only
+  PositionRuntime runtime_;
   std::unique_ptr<KvCache> cache_;
   std::vector<int> token_ids_;
   std::string text_;

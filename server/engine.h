@@ -1,6 +1,6 @@
-// The engine thread: owns the model's compute. Admitted sequences wait in a bounded queue; the
-// thread steps every active sequence in turn (one token each), so streams progress together,
-// and hands each step to the sequence's sink. Cancellation is seen within one step.
+// The engine thread: owns the model's compute. Admitted work waits in a bounded queue; the thread
+// runs up to max_active sequences and steps each in turn (one token each), so streams progress
+// together, and hands each step to the sequence's sink. Cancellation is seen within one step.
 #pragma once
 
 #include <atomic>
@@ -17,17 +17,28 @@
 
 namespace stave::server {
 
+// One request's work: a sequence to step, or a task run once (Score).
 struct EngineJob {
   std::unique_ptr<Sequence> sequence;
-  std::atomic<bool> cancelled{false};
   // Called on the engine thread with every step; the last has finished set (reason "cancelled"
-  // when the client went away).
+  // when the client went away or the engine stopped).
   std::function<void(const Sequence::Step&)> on_step;
+  // Instead of a sequence: run once on the engine thread. `cancelled` tells it the engine is
+  // stopping or the caller left, so it should report cancellation instead of computing.
+  std::function<void(bool cancelled)> task;
+  std::atomic<bool> cancelled{false};
+};
+
+struct EngineOptions {
+  int queue_limit = 64;  // jobs waiting beyond max_active
+  int max_active = 16;   // sequences stepped together
+  // Called on the engine thread whenever the counts change (metrics).
+  std::function<void(int queued, int active)> on_load;
 };
 
 class Engine {
  public:
-  explicit Engine(int queue_limit);
+  explicit Engine(EngineOptions options);
   ~Engine();  // stops the thread; jobs still queued or running are cancelled
 
   // RESOURCE_EXHAUSTED when the admission queue is full.
@@ -37,13 +48,15 @@ class Engine {
 
  private:
   void Run();
+  void ReportLoad(int queued, int active);
 
-  const int queue_limit_;
+  const EngineOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<EngineJob>> queue_;
   bool stopping_ = false;
   std::atomic<int> active_{0};
+  int reported_queued_ = -1, reported_active_ = -1;  // engine thread only
   std::thread thread_;
 };
 

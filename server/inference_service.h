@@ -1,19 +1,34 @@
 // stave.v1.Inference on the gRPC callback API: one write reactor per Generate stream, fed by the
-// engine thread. Request validation errors become INVALID_ARGUMENT here, at the server edge.
+// engine thread; Score runs as a one-shot engine task. Request validation errors become
+// INVALID_ARGUMENT naming the field; every absl::Status becomes a gRPC status in ToGrpcStatus.
 #pragma once
 
 #include "core/model.h"
+#include "server/config_store.h"
 #include "server/engine.h"
+#include "server/metrics.h"
 #include "stave/v1/stave.grpc.pb.h"
 
 namespace stave::server {
 
+// What every service needs from the running server.
+struct ServerState {
+  const Model& model;
+  Engine& engine;
+  ConfigStore& config;
+  Metrics& metrics;
+  int64_t kv_budget_mb = 4096;  // largest KV cache one request may take
+};
+
 class InferenceService final : public stave::v1::Inference::CallbackService {
  public:
-  InferenceService(const Model& model, Engine& engine) : model_(model), engine_(engine) {}
+  explicit InferenceService(ServerState state) : state_(state) {}
 
   grpc::ServerWriteReactor<stave::v1::GenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const stave::v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
+                                  const stave::v1::ScoreRequest* request,
+                                  stave::v1::ScoreResponse* response) override;
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
                                      const stave::v1::TokenizeRequest* request,
                                      stave::v1::TokenizeResponse* response) override;
@@ -22,11 +37,23 @@ class InferenceService final : public stave::v1::Inference::CallbackService {
                                          stave::v1::ModelInfo* response) override;
 
  private:
-  const Model& model_;
-  Engine& engine_;
+  ServerState state_;
 };
 
-// The one place absl::Status codes become gRPC status codes.
+// The one place absl::Status codes become gRPC status codes (the numbers are the same).
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Finishes a unary call and counts it in the metrics.
+void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, std::string_view method,
+                 const absl::Status& status);
+
+// The position config a request runs with: its own override when it sets a mode (version 0),
+// else the server's current snapshot. INVALID_ARGUMENT naming the field for a bad override.
+struct ResolvedPosition {
+  PositionConfig config;
+  uint64_t version = 0;
+};
+absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool has_override,
+                                                 const stave::v1::PositionConfig& override);
 
 }  // namespace stave::server

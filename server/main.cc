@@ -1,48 +1,156 @@
-// staved: the stave gRPC server. Serves stave.v1.Inference (streaming generation), the standard
-// grpc.health.v1 health service and server reflection. SIGTERM/SIGINT: stop accepting, let
-// running streams finish for up to --grace-seconds, exit 0.
+// staved: the stave gRPC server. Serves stave.v1.Inference (streaming generation, scoring),
+// stave.v1.Config (the versioned position config), grpc.health.v1 and server reflection, and
+// Prometheus metrics on their own HTTP port. SIGTERM/SIGINT: health turns NOT_SERVING, new calls
+// are refused, running streams get --grace-seconds to finish, then staved exits 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
 
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <semaphore>
+#include <sstream>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "core/model.h"
+#include "server/config_file.h"
+#include "server/config_service.h"
+#include "server/config_store.h"
 #include "server/engine.h"
 #include "server/inference_service.h"
+#include "server/json_log_formatter.h"
+#include "server/metrics.h"
+#include "server/write_auth.h"
 
-ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file or a Hugging Face directory");
+ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file or a Hugging Face directory (or $STAVE_MODEL)");
 ABSL_FLAG(std::string, tokenizer, "", "tokenizer (default: next to the model)");
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve on (port 0 = any free port)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address to serve on (port 0 = any free port)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
+          "Prometheus metrics HTTP address, served at /metrics (port 0 = any free port; empty = off)");
+ABSL_FLAG(int, max_active, 16, "sequences generated together; more requests wait in the queue");
 ABSL_FLAG(int, queue_size, 64, "requests that may wait for the engine before RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, kv_budget_mb, 4096, "largest KV cache one request may take (buckets multiply it)");
 ABSL_FLAG(int, threads, 0, "compute threads (0 = one per core)");
 ABSL_FLAG(int, grace_seconds, 30, "on SIGTERM, how long running streams may take to finish");
+ABSL_FLAG(std::string, config, "", "position config file (YAML or JSON), applied at start and on every change");
+ABSL_FLAG(int, config_poll_ms, 2000, "how often the --config file is checked for changes");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "file holding the bearer token config writes must carry (without it: loopback writes only)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls-cert");
+ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle: require client certificates signed by it");
+ABSL_FLAG(bool, log_json, false, "log one JSON object per line");
 
 namespace {
+
 std::binary_semaphore g_stop(0);
 void OnSignal(int) { g_stop.release(); }  // async-signal-safe: a semaphore post
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() && key.empty()) {
+    if (!client_ca.empty()) return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    return grpc::InsecureServerCredentials();
+  }
+  if (cert.empty() || key.empty()) return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  grpc::SslServerCredentialsOptions options(
+      client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                        : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  auto cert_pem = ReadPem(cert, "--tls-cert");
+  if (!cert_pem.ok()) return cert_pem.status();
+  auto key_pem = ReadPem(key, "--tls-key");
+  if (!key_pem.ok()) return key_pem.status();
+  options.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
+  if (!client_ca.empty()) {
+    auto ca = ReadPem(client_ca, "--tls-client-ca");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+// absl flags are spelled with underscores; stave's CLI uses dashes. Accept both for staved:
+// "--queue-size=8" is rewritten to "--queue_size=8" before parsing.
+void DashesToUnderscores(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    char* arg = argv[i];
+    if (arg[0] != '-' || arg[1] != '-') continue;
+    for (char* c = arg + 2; *c != '\0' && *c != '='; ++c)
+      if (*c == '-') *c = '_';
+  }
+}
+
+std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+int Fail(const absl::Status& status) {
+  spdlog::critical("{}", std::string(status.message()));
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("staved --model PATH [--tokenizer PATH] [--listen HOST:PORT]");
+  absl::SetProgramUsageMessage("staved --model PATH [--tokenizer PATH] [--listen HOST:PORT] [--config FILE] ...");
+  DashesToUnderscores(argc, argv);
   absl::ParseCommandLine(argc, argv);
-  if (absl::GetFlag(FLAGS_model).empty()) {
-    std::fprintf(stderr, "staved: --model is required (the embedded default model is not built yet)\n");
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("staved"));
+  if (absl::GetFlag(FLAGS_log_json)) spdlog::set_formatter(std::make_unique<stave::server::JsonLogFormatter>());
+
+  std::string model_path = absl::GetFlag(FLAGS_model);
+  if (model_path.empty() && std::getenv("STAVE_MODEL") != nullptr) model_path = std::getenv("STAVE_MODEL");
+  if (model_path.empty()) {
+    spdlog::critical("give --model PATH (or set STAVE_MODEL); the embedded default model is not built yet");
     return 2;
   }
   stave::ConfigureThreads(absl::GetFlag(FLAGS_threads));
-  auto model = stave::Model::Load(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_tokenizer));
-  if (!model.ok()) {
-    std::fprintf(stderr, "staved: %s\n", std::string(model.status().message()).c_str());
-    return 1;
+  auto model = stave::Model::Load(model_path, absl::GetFlag(FLAGS_tokenizer));
+  if (!model.ok()) return Fail(model.status());
+  auto credentials = Credentials();
+  if (!credentials.ok()) return Fail(credentials.status());
+  auto auth = absl::GetFlag(FLAGS_admin_token_file).empty()
+                  ? stave::server::WriteAuth::LoopbackOnly()
+                  : stave::server::WriteAuth::FromTokenFile(absl::GetFlag(FLAGS_admin_token_file));
+  if (!auth.ok()) return Fail(auth.status());
+  auto metrics = stave::server::Metrics::Create(absl::GetFlag(FLAGS_metrics_listen));
+  if (!metrics.ok()) return Fail(metrics.status());
+
+  stave::server::ConfigStore config(**model, stave::PositionConfig{});
+  config.OnChange([&m = **metrics](const stave::server::ConfigSnapshot& s) { m.ConfigVersion(s.version); });
+  (*metrics)->ConfigVersion(config.Current()->version);
+  std::unique_ptr<stave::server::ConfigFileWatcher> watcher;
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    watcher = std::make_unique<stave::server::ConfigFileWatcher>(
+        absl::GetFlag(FLAGS_config), config, std::chrono::milliseconds(absl::GetFlag(FLAGS_config_poll_ms)),
+        [&m = **metrics](bool ok) { m.ConfigFileRead(ok); });
+    // At start a bad file is fatal: serving a config nobody asked for would hide the mistake.
+    auto status = watcher->Load();
+    if (!status.ok()) return Fail(status);
+    watcher->Start();
   }
-  stave::server::Engine engine(absl::GetFlag(FLAGS_queue_size));
-  stave::server::InferenceService inference(**model, engine);
+
+  stave::server::Engine engine({.queue_limit = absl::GetFlag(FLAGS_queue_size),
+                                .max_active = absl::GetFlag(FLAGS_max_active),
+                                .on_load = [&m = **metrics](int q, int a) { m.Load(q, a); }});
+  stave::server::ServerState state{**model, engine, config, **metrics, absl::GetFlag(FLAGS_kv_budget_mb)};
+  stave::server::InferenceService inference(state);
+  stave::server::ConfigService config_service(state, *std::move(auth));
 
   // Handlers first: the readiness line below may be answered by a SIGTERM at once.
   std::signal(SIGTERM, OnSignal);
@@ -51,23 +159,28 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&inference);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    std::fprintf(stderr, "staved: cannot listen on %s\n", absl::GetFlag(FLAGS_listen).c_str());
-    return 1;
-  }
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  // The line tests and scripts wait for: the port actually bound.
-  std::printf("staved: serving %s on %s:%d\n", (*model)->config().ToString().c_str(),
-              listen.substr(0, listen.rfind(':')).c_str(), port);
+  builder.AddListeningPort(listen, *credentials, &port);
+  builder.RegisterService(&inference);
+  builder.RegisterService(&config_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) return Fail(absl::UnavailableError(absl::StrCat("cannot listen on ", listen)));
+
+  // The lines tests and scripts wait for: the ports actually bound (metrics first).
+  if ((*metrics)->port() != 0)
+    std::printf("staved: metrics on http://%s:%d/metrics\n", Host(absl::GetFlag(FLAGS_metrics_listen)).c_str(),
+                (*metrics)->port());
+  std::printf("staved: serving %s on %s:%d\n", (*model)->config().ToString().c_str(), Host(listen).c_str(), port);
   std::fflush(stdout);
+  spdlog::info("serving {} on {}:{} ({}, {} writes)", model_path, Host(listen), port,
+               absl::GetFlag(FLAGS_tls_cert).empty() ? "plaintext" : "TLS",
+               absl::GetFlag(FLAGS_admin_token_file).empty() ? "loopback-only" : "token-authorised");
 
   g_stop.acquire();
-  std::fprintf(stderr, "staved: shutting down; running streams have %d s to finish\n",
-               absl::GetFlag(FLAGS_grace_seconds));
+  spdlog::info("shutting down: {} running and {} queued requests have {} s to finish", engine.active(),
+               engine.queued(), absl::GetFlag(FLAGS_grace_seconds));
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(absl::GetFlag(FLAGS_grace_seconds)));
+  spdlog::info("stopped");
   return 0;
 }

@@ -1,0 +1,70 @@
+#include "proto/position_proto.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace stave {
+
+stave::v1::PositionMode ToProto(PositionMode mode) {
+  switch (mode) {
+    case PositionMode::kVanilla: return stave::v1::VANILLA;
+    case PositionMode::kBuckets: return stave::v1::BUCKETS;
+    case PositionMode::kMoice: return stave::v1::MOICE;
+  }
+  return stave::v1::POSITION_MODE_UNSPECIFIED;
+}
+
+stave::v1::Fusion ToProto(Fusion fusion) {
+  return fusion == Fusion::kProbs ? stave::v1::PROBS : stave::v1::LOGITS;
+}
+
+absl::StatusOr<PositionMode> FromProto(stave::v1::PositionMode mode) {
+  switch (mode) {
+    case stave::v1::POSITION_MODE_UNSPECIFIED:
+    case stave::v1::VANILLA: return PositionMode::kVanilla;
+    case stave::v1::BUCKETS: return PositionMode::kBuckets;
+    case stave::v1::MOICE: return PositionMode::kMoice;
+    default: break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "mode: unknown position mode ", static_cast<int>(mode), " (known: VANILLA, BUCKETS, MOICE)"));
+}
+
+absl::StatusOr<Fusion> FromProto(stave::v1::Fusion fusion) {
+  switch (fusion) {
+    case stave::v1::FUSION_UNSPECIFIED:
+    case stave::v1::LOGITS: return Fusion::kLogits;
+    case stave::v1::PROBS: return Fusion::kProbs;
+    default: break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("fusion: unknown fusion ", static_cast<int>(fusion), " (known: LOGITS, PROBS)"));
+}
+
+stave::v1::PositionConfig ToProto(const PositionConfig& c) {
+  stave::v1::PositionConfig p;
+  p.set_mode(ToProto(c.mode));
+  for (double b : c.bases) p.add_bases(b);
+  p.set_fusion(ToProto(c.fusion));
+  for (double b : c.expert_bases) p.add_expert_bases(b);
+  p.set_top_k(static_cast<uint32_t>(c.top_k));
+  p.set_router_path(c.router_path);
+  return p;
+}
+
+
+
+absl::StatusOr<PositionConfig> FromProto(const stave::v1::PositionConfig& p) {
+  PositionConfig c;
+  auto mode = FromProto(p.mode());
+  if (!mode.ok()) return mode.status();
+  auto fusion = FromProto(p.fusion());
+  if (!fusion.ok()) return fusion.status();
+  c.mode = *mode;
+  c.fusion = *fusion;
+  c.bases.assign(p.bases().begin(), p.bases().end());
+  c.expert_bases.assign(p.expert_bases().begin(), p.expert_bases().end());
+  c.top_k = p.top_k() == 0 ? static_cast<int>(c.expert_bases.size()) : static_cast<int>(p.top_k());
+  c.router_path = p.router_path();
+  return c;
+}
+}  // namespace stave

@@ -1,0 +1,100 @@
+#include "server/config_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/base_search.h"
+#include "proto/position_proto.h"
+
+namespace stave::server {
+
+absl::StatusOr<ConfigUpdate> FromProto(const stave::v1::UpdateConfigRequest& r) {
+  ConfigUpdate u;
+  if (r.has_mode()) {
+    if (r.mode() == stave::v1::POSITION_MODE_UNSPECIFIED)
+      return absl::InvalidArgumentError("mode: POSITION_MODE_UNSPECIFIED is not a mode to set");
+    auto mode = stave::FromProto(r.mode());
+    if (!mode.ok()) return mode.status();
+    u.mode = *mode;
+  }
+  if (r.bases_size() > 0) u.bases = std::vector<double>(r.bases().begin(), r.bases().end());
+  u.bucket_count = static_cast<int>(std::min<uint32_t>(r.bucket_count(), 1u << 20));
+  if (r.has_fusion()) {
+    auto fusion = stave::FromProto(r.fusion());
+    if (!fusion.ok()) return fusion.status();
+    u.fusion = *fusion;
+  }
+  if (r.expert_bases_size() > 0)
+    u.expert_bases = std::vector<double>(r.expert_bases().begin(), r.expert_bases().end());
+  if (r.has_top_k()) u.top_k = static_cast<int>(std::min<uint32_t>(r.top_k(), 1u << 20));
+  if (r.has_router_path()) u.router_path = r.router_path();
+  u.expected_version = r.expected_version();
+  return u;
+}
+
+void ConfigService::Describe(const ConfigSnapshot& snapshot, stave::v1::PositionConfig* out) const {
+  *out = ToProto(snapshot.position);
+  out->set_version(snapshot.version);
+  out->set_config_file(state_.config.config_file());
+  out->set_config_file_error(state_.config.config_file_error());
+}
+
+grpc::ServerUnaryReactor* ConfigService::GetConfig(grpc::CallbackServerContext* context,
+                                                   const stave::v1::GetConfigRequest*,
+                                                   stave::v1::PositionConfig* response) {
+  Describe(*state_.config.Current(), response);
+  auto* reactor = context->DefaultReactor();
+  FinishUnary(reactor, state_.metrics, "GetConfig", absl::OkStatus());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ConfigService::UpdateConfig(grpc::CallbackServerContext* context,
+                                                      const stave::v1::UpdateConfigRequest* request,
+                                                      stave::v1::PositionConfig* response) {
+  auto* reactor = context->DefaultReactor();
+  absl::Status status = auth_.Check(*context);
+  if (status.ok()) {
+    auto update = FromProto(*request);
+    // The base search (bucket_count) takes milliseconds to a second: fine on a callback thread.
+    auto applied = update.ok() ? state_.config.Update(*update) : update.status();
+    status = applied.status();
+    if (status.ok()) {
+      Describe(**applied, response);
+      spdlog::info("config version {} from {}: mode {}, bases [{}], expert bases [{}], top_k {}",
+                   (*applied)->version, context->peer(), std::string(PositionModeName((*applied)->position.mode)),
+                   absl::StrJoin((*applied)->position.bases, ","),
+                   absl::StrJoin((*applied)->position.expert_bases, ","), (*applied)->position.top_k);
+    }
+  }
+  if (!status.ok()) spdlog::warn("UpdateConfig from {} refused: {}", context->peer(), status.ToString());
+  FinishUnary(reactor, state_.metrics, "UpdateConfig", status);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ConfigService::SearchBases(grpc::CallbackServerContext* context,
+                                                     const stave::v1::SearchBasesRequest* request,
+                                                     stave::v1::SearchBasesResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  absl::Status status;
+  if (request->count() < 1 || request->count() > static_cast<uint32_t>(kMaxBuckets)) {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("count: must be in 1..", kMaxBuckets, ", got ", request->count()));
+  } else {
+    BaseSearchOptions options = SearchOptionsFor(state_.model, static_cast<int>(request->count()));
+    options.min_base = request->min_base();
+    options.max_base = request->max_base();
+    options.step = request->step();
+    auto result = stave::SearchBases(options);
+    status = result.status();
+    if (result.ok()) {
+      for (double b : result->bases) response->add_bases(b);
+      response->set_shortest_stave(result->stave.value);
+      response->set_start_base_shortest_stave(result->start_stave.value);
+    }
+  }
+  FinishUnary(reactor, state_.metrics, "SearchBases", status);
+  return reactor;
+}
+
+}  // namespace stave::server

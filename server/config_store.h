@@ -1,0 +1,82 @@
+// The versioned position config of a running staved. Requests take a snapshot (a shared pointer
+// to an immutable version) when they start and keep it to the end, so an update never changes a
+// running request. Updates are validated against the model in full before anything changes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/base_search.h"
+#include "core/model.h"
+#include "core/position_config.h"
+
+namespace stave::server {
+
+struct ConfigSnapshot {
+  uint64_t version = 0;
+  PositionConfig position;
+};
+
+// UpdateConfig's request in core types: unset fields keep their value.
+struct ConfigUpdate {
+  std::optional<PositionMode> mode;
+  std::optional<std::vector<double>> bases;
+  int bucket_count = 0;  // > 0 without bases: the base search picks that many bases
+  std::optional<Fusion> fusion;
+  std::optional<std::vector<double>> expert_bases;  // alone: top_k becomes all of them
+  std::optional<int> top_k;
+  std::optional<std::string> router_path;
+  uint64_t expected_version = 0;  // 0 = unconditional
+};
+
+// Base search options for `count` bases on this model (head dim, context and base from it).
+BaseSearchOptions SearchOptionsFor(const Model& model, int count);
+
+// Every field that is set must be valid, not only the active mode's: bases (finite, > 1, at most
+// kMaxBuckets), expert bases and top_k, and the router file (loads and matches the model).
+absl::Status ValidateForModel(const Model& model, const PositionConfig& config);
+
+class ConfigStore {
+ public:
+  // Version 1 is `initial` (validated by the caller).
+  ConfigStore(const Model& model, PositionConfig initial);
+
+  std::shared_ptr<const ConfigSnapshot> Current() const;
+
+  // Applies `update` on top of the current config. FAILED_PRECONDITION on a version mismatch,
+  // INVALID_ARGUMENT naming the field otherwise; nothing changes on error.
+  absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> Update(const ConfigUpdate& update);
+
+  // Replaces the whole config (the --config file): `update` applied to the defaults (vanilla,
+  // nothing set); same validation. expected_version is honoured too.
+  absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> Replace(const ConfigUpdate& update);
+
+  // The watched --config file and why its last reading was rejected ("" = applied).
+  void SetConfigFile(std::string path);
+  void SetConfigFileError(std::string error);
+  std::string config_file() const;
+  std::string config_file_error() const;
+
+  // Called (under the writer lock) after every accepted change.
+  void OnChange(std::function<void(const ConfigSnapshot&)> listener);
+
+ private:
+  // `update` applied to `start`, validated and made current.
+  absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> ApplyLocked(PositionConfig start,
+                                                                     const ConfigUpdate& update);
+
+  const Model& model_;
+  std::mutex writer_;            // serialises updates (validation included)
+  mutable std::mutex snapshot_;  // guards the pointer and the file status only: reads stay cheap
+  std::shared_ptr<const ConfigSnapshot> current_;
+  std::string config_file_, config_file_error_;
+  std::function<void(const ConfigSnapshot&)> listener_;
+};
+
+}  // namespace stave::server

@@ -1,0 +1,17 @@
+// staved --log-json: one JSON object per log line ({"time", "level", "message"}) for log
+// collectors. A spdlog formatter, so every spdlog call site gets it without change.
+#pragma once
+
+#include <memory>
+
+#include <spdlog/formatter.h>
+
+namespace stave::server {
+
+class JsonLogFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override;
+  std::unique_ptr<spdlog::formatter> clone() const override;
+};
+
+}  // namespace stave::server
