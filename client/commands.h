@@ -17,5 +17,8 @@ void AddBenchCommand(CLI::App& app);
 void AddBasesCommand(CLI::App& app);
 void AddWaveformCommand(CLI::App& app);
 void AddTrainRouterCommand(CLI::App& app);
+void AddHealthCommand(CLI::App& app);
+void AddConfigCommand(CLI::App& app);
+void AddLoadtestCommand(CLI::App& app);
 
 }  // namespace stave::cli

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <random>
 
+#include "client/channel.h"
 #include "client/commands.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
@@ -13,7 +14,8 @@ namespace stave::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, tokenizer, prompt, server;
+  std::string model, tokenizer, prompt;
+  ChannelOptions channel;  // --server set: generate through staved
   PositionFlags position;
   int64_t kv_budget_mb = 4096;
   int max_tokens = 256;
@@ -25,14 +27,18 @@ struct GenerateOptions {
   bool json = false, no_echo = false;
 };
 
-// Through staved: the server echoes nothing, so the prompt is printed as given.
+// Through staved: the server echoes nothing, so the prompt is printed as given. The position
+// flags, when given, override the server's configuration for this request only.
 absl::Status RunRemote(const GenerateOptions& o, uint64_t seed) {
-  if (o.position.mode != "vanilla")
-    return absl::UnimplementedError("--server with --mode other than vanilla: not available yet");
-  RemoteRequest r{o.server, o.prompt, o.max_tokens, o.temperature, o.top_p, o.top_k, seed, o.stop};
+  auto position = o.position.Override();
+  if (!position.ok()) return position.status();
+  auto channel = OpenChannel(o.channel);
+  if (!channel.ok()) return channel.status();
+  auto stub = stave::v1::Inference::NewStub(*channel);
+  RemoteRequest r{o.prompt, o.max_tokens, o.temperature, o.top_p, o.top_k, seed, o.stop, *position};
   bool echo = !o.json && !o.no_echo;  // once the server has accepted the request
-  auto result = RemoteGenerate(r, [&](std::string_view text) {
-    if (o.json) return;
+  auto result = RemoteGenerate(*stub, o.channel.server, r, [&](std::optional<int>, std::string_view text) {
+    if (o.json || text.empty()) return;
     if (echo) std::fputs(o.prompt.c_str(), stdout);
     echo = false;
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -40,7 +46,17 @@ absl::Status RunRemote(const GenerateOptions& o, uint64_t seed) {
   });
   if (!result.ok()) return result.status();
   if (o.json) {
+    // The stream carries only generated tokens; the CLI contract's prompt_token_ids come from
+    // Tokenize, which encodes exactly as Generate does (BOS included).
+    stave::v1::TokenizeRequest tokenize;
+    tokenize.set_text(o.prompt);
+    tokenize.set_add_bos(true);
+    stave::v1::TokenizeResponse prompt_tokens;
+    grpc::ClientContext context;
+    auto status = FromGrpc(stub->Tokenize(&context, tokenize, &prompt_tokens), o.channel.server);
+    if (!status.ok()) return status;
     nlohmann::json j = {{"text", result->text},
+                        {"prompt_token_ids", std::vector<uint32_t>(prompt_tokens.token_ids().begin(), prompt_tokens.token_ids().end())},
                         {"token_ids", result->token_ids},
                         {"finish_reason", result->finish_reason},
                         {"seed", seed},
@@ -55,7 +71,7 @@ absl::Status RunRemote(const GenerateOptions& o, uint64_t seed) {
 }
 
 absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
-  if (!o.server.empty()) return RunRemote(o, seed_given ? o.seed : std::random_device{}());
+  if (!o.channel.server.empty()) return RunRemote(o, seed_given ? o.seed : std::random_device{}());
   if (o.model.empty()) return absl::InvalidArgumentError("give --model (in-process) or --server");
   ConfigureThreads(o.threads);
   auto position = o.position.ToConfig();  // checked before the slow model load
@@ -124,7 +140,7 @@ void AddGenerateCommand(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "generate text from a prompt, streamed to stdout");
   cmd->add_option("--model", o->model, "llama2.c .bin file or Hugging Face directory (in-process)");
-  cmd->add_option("--server", o->server, "generate through staved at HOST:PORT instead");
+  AddServerFlags(cmd, o->channel)->description("generate through staved at this address instead (HOST:PORT, IP:PORT,... or a gRPC target)");
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.bin or tokenizer.model (default: next to the model)");
   cmd->add_option("--prompt", o->prompt, "the prompt text")->required();
   cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::PositiveNumber);

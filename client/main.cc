@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   stave::cli::AddBasesCommand(app);
   stave::cli::AddWaveformCommand(app);
   stave::cli::AddTrainRouterCommand(app);
+  stave::cli::AddHealthCommand(app);
+  stave::cli::AddConfigCommand(app);
+  stave::cli::AddLoadtestCommand(app);
   CLI11_PARSE(app, argc, argv);
   const absl::Status& status = stave::cli::CommandStatus();
   if (!status.ok()) {

@@ -3,14 +3,29 @@
 namespace stave::cli {
 
 void PositionFlags::Register(CLI::App* cmd) {
-  cmd->add_option("--mode", mode, "position mode: vanilla, buckets or moice")->capture_default_str();
-  cmd->add_option("--bases", bases, "buckets: RoPE bases, comma-separated (e.g. 10000,17500,18000,19000,20000,25000)");
-  cmd->add_option("--fusion", fusion, "buckets: fuse branch logits (reference) or probabilities")
-      ->check(CLI::IsMember({"logits", "probs"}))
-      ->capture_default_str();
-  cmd->add_option("--expert-bases", expert_bases, "moice: expert RoPE bases, the model's own first (e.g. 10000,17500,18000,19000,20000,22500,25000)");
-  cmd->add_option("--moice-top-k", moice_top_k, "moice: experts mixed per token and head (default: all)");
-  cmd->add_option("--router", router, "moice: router checkpoint from stave train-router (default: untrained routers)");
+  options_ = {
+      cmd->add_option("--mode", mode, "position mode: vanilla, buckets or moice")->capture_default_str(),
+      cmd->add_option("--bases", bases, "buckets: RoPE bases, comma-separated (e.g. 10000,17500,18000,19000,20000,25000)"),
+      cmd->add_option("--fusion", fusion, "buckets: fuse branch logits (reference) or probabilities")
+          ->check(CLI::IsMember({"logits", "probs"}))
+          ->capture_default_str(),
+      cmd->add_option("--expert-bases", expert_bases, "moice: expert RoPE bases, the model's own first (e.g. 10000,17500,18000,19000,20000,22500,25000)"),
+      cmd->add_option("--moice-top-k", moice_top_k, "moice: experts mixed per token and head (default: all)"),
+      cmd->add_option("--router", router, "moice: router checkpoint from stave train-router (default: untrained routers)"),
+  };
+}
+
+bool PositionFlags::AnyGiven() const {
+  for (const CLI::Option* option : options_)
+    if (option->count() > 0) return true;
+  return false;
+}
+
+absl::StatusOr<std::optional<PositionConfig>> PositionFlags::Override() const {
+  if (!AnyGiven()) return std::nullopt;
+  auto config = ToConfig();
+  if (!config.ok()) return config.status();
+  return *config;
 }
 
 absl::StatusOr<PositionConfig> PositionFlags::ToConfig() const {

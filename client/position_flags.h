@@ -4,7 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -23,6 +25,15 @@ struct PositionFlags {
 
   void Register(CLI::App* cmd);
   absl::StatusOr<PositionConfig> ToConfig() const;
+
+  // Whether any of the flags was on the command line (after parsing).
+  bool AnyGiven() const;
+  // For a request to a server: nullopt when no flag was given, so the server's own configuration
+  // applies (the defaults above would otherwise silently force vanilla); else ToConfig().
+  absl::StatusOr<std::optional<PositionConfig>> Override() const;
+
+ private:
+  std::vector<const CLI::Option*> options_;
 };
 
 }  // namespace stave::cli

@@ -1,16 +1,13 @@
 #include "client/remote_generate.h"
 
-#include <grpcpp/grpcpp.h>
-
-#include "absl/strings/str_cat.h"
-#include "stave/v1/stave.grpc.pb.h"
+#include "client/channel.h"
+#include "proto/position_proto.h"
 
 namespace stave::cli {
 
-absl::StatusOr<RemoteResult> RemoteGenerate(const RemoteRequest& r,
-                                            const std::function<void(std::string_view)>& on_text) {
-  auto channel = grpc::CreateChannel(r.server, grpc::InsecureChannelCredentials());
-  auto stub = stave::v1::Inference::NewStub(channel);
+absl::StatusOr<RemoteResult> RemoteGenerate(stave::v1::Inference::StubInterface& stub,
+                                            absl::string_view server, const RemoteRequest& r,
+                                            const OnStreamed& on_streamed) {
   stave::v1::GenerateRequest request;
   request.set_prompt(r.prompt);
   request.set_max_tokens(static_cast<uint32_t>(r.max_tokens));
@@ -19,26 +16,25 @@ absl::StatusOr<RemoteResult> RemoteGenerate(const RemoteRequest& r,
   request.set_top_k(static_cast<uint32_t>(r.top_k));
   request.set_seed(r.seed);
   for (const auto& s : r.stop) request.add_stop(s);
+  if (r.position) *request.mutable_position() = ToProto(*r.position);
   grpc::ClientContext context;
-  auto reader = stub->Generate(&context, request);
+  auto reader = stub.Generate(&context, request);
   RemoteResult result;
   stave::v1::GenerateResponse msg;
   while (reader->Read(&msg)) {
-    if (msg.has_usage() || !msg.finish_reason().empty()) {
+    if (!msg.finish_reason().empty()) {
       result.finish_reason = msg.finish_reason();
       result.prompt_tokens = msg.usage().prompt_tokens();
       result.config_version = msg.config_version();
     }
-    // A final message may carry no token (the stop token is not part of the output).
-    if (msg.finish_reason().empty() || msg.usage().completion_tokens() > result.token_ids.size())
-      result.token_ids.push_back(static_cast<int>(msg.token_id()));
+    std::optional<int> token;
+    if (msg.has_token_id()) token = static_cast<int>(msg.token_id());
+    if (token) result.token_ids.push_back(*token);
     result.text += msg.text();
-    if (on_text && !msg.text().empty()) on_text(msg.text());
+    if (on_streamed) on_streamed(token, msg.text());
   }
-  grpc::Status status = reader->Finish();
-  if (!status.ok())
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        absl::StrCat(r.server, ": ", status.error_message()));
+  absl::Status status = FromGrpc(reader->Finish(), server);
+  if (!status.ok()) return status;
   return result;
 }
 

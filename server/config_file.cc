@@ -108,8 +108,10 @@ absl::Status ConfigFileWatcher::Apply(const std::string& text) {
   }
   if (!status.ok()) {
     status = absl::Status(status.code(), absl::StrCat("config file ", path_, ": ", status.message()));
-    spdlog::error("{}; the running config (version {}) stays in force", std::string(status.message()),
-                  store_.Current()->version);
+    // At start-up the caller reports the error and stops; later the running config stays.
+    if (thread_.joinable())
+      spdlog::error("{}; the running config (version {}) stays in force", std::string(status.message()),
+                    store_.Current()->version);
   }
   store_.SetConfigFileError(status.ok() ? "" : std::string(status.message()));
   if (on_result_) on_result_(status.ok());

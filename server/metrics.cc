@@ -8,6 +8,8 @@
 
 #include <httplib.h>
 
+#include <chrono>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -79,6 +81,16 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& list
   if (metrics->port_ <= 0)
     return absl::UnavailableError(absl::StrCat("--metrics-listen ", listen, ": cannot listen there"));
   metrics->http_thread_ = std::thread([server = metrics->http_.get()] { server->listen_after_bind(); });
+  // httplib's stop() does nothing until the accept loop runs: wait for it, or a Metrics destroyed
+  // right away (staved failing at start-up) would join a thread that never stops.
+  for (int waited_ms = 0; !metrics->http_->is_running(); ++waited_ms) {
+    if (waited_ms == 5000) {
+      metrics->http_thread_.detach();  // never started: nothing to stop
+      metrics->http_.release();        // the detached thread may still use it
+      return absl::UnavailableError(absl::StrCat("--metrics-listen ", listen, ": the HTTP server did not start"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return metrics;
 }
 

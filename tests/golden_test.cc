@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/generate.h"
+#include "core/score.h"
 #include "core/kv_cache.h"
 #include "core/model.h"
 #include "core/rope.h"
@@ -110,6 +111,54 @@ TEST_F(GoldenLogits, PrefillThenDecodeStepsMatch) {
                                                 model_->rope());
     ExpectClose(logits[0], pos);
   }
+}
+
+// Score's log-probabilities are the reference logits' log-softmax at each continuation token.
+TEST_F(GoldenLogits, ScoreEqualsLogSoftmaxOfReferenceLogits) {
+  const size_t split = 100, end = 140;
+  std::vector<int> prompt(tokens_.begin(), tokens_.begin() + split);
+  std::vector<int> continuation(tokens_.begin() + split, tokens_.begin() + end);
+  auto scored = ScoreTokens(*model_, prompt, continuation, PositionConfig{});
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  ASSERT_EQ(scored->logprobs.size(), continuation.size());
+  double total = 0;
+  bool greedy = true;
+  for (size_t i = 0; i < continuation.size(); ++i) {
+    const auto& logits = logits_[split + i - 1];
+    const double expected = torch::log_softmax(logits.to(torch::kDouble), 0)[continuation[i]].item<double>();
+    EXPECT_NEAR(scored->logprobs[i], expected, 1e-4) << "continuation token " << i;
+    total += expected;
+    greedy = greedy && logits.argmax().item<int64_t>() == continuation[i];
+  }
+  EXPECT_NEAR(scored->total_logprob, total, 1e-3);
+  EXPECT_EQ(scored->is_greedy, greedy);
+  // Buckets of the model's own base score exactly like vanilla.
+  PositionConfig same_base{.mode = PositionMode::kBuckets, .bases = {10000, 10000}};
+  auto bucketed = ScoreTokens(*model_, prompt, continuation, same_base);
+  ASSERT_TRUE(bucketed.ok()) << bucketed.status();
+  for (size_t i = 0; i < continuation.size(); ++i) EXPECT_NEAR(bucketed->logprobs[i], scored->logprobs[i], 1e-4);
+  EXPECT_EQ(ScoreTokens(*model_, prompt, {}, PositionConfig{}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Score, AGreedyContinuationIsGreedyAndAnotherIsNot) {
+  SKIP_UNLESS_SHARED(testing::kStoriesModel);
+  auto model = testing::LoadStories260K();
+  ASSERT_NE(model, nullptr);
+  GenerationParams params;
+  params.max_tokens = 30;
+  params.sampling.temperature = 0;
+  auto generated = Generate(*model, "Once upon a time", params);
+  ASSERT_TRUE(generated.ok());
+  auto scored = ScoreTokens(*model, generated->prompt_token_ids, generated->token_ids, PositionConfig{});
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  EXPECT_TRUE(scored->is_greedy);
+  for (double lp : scored->logprobs) EXPECT_LE(lp, 0.0);
+  auto changed = generated->token_ids;
+  changed.back() = changed.back() == 5 ? 6 : 5;
+  auto other = ScoreTokens(*model, generated->prompt_token_ids, changed, PositionConfig{});
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->is_greedy);
+  EXPECT_LT(other->logprobs.back(), scored->logprobs.back());
 }
 
 }  // namespace

@@ -1,0 +1,115 @@
+// Integration: cancellation, admission limits and shutdown of a staved child process on loopback.
+#include <thread>
+
+#include "tests/staved_process.h"
+
+namespace stave {
+namespace {
+
+using testing::Request;
+using testing::Staved;
+using testing::Stream;
+
+// A request slow enough to still be running while the test acts: 16 buckets of one base.
+stave::v1::GenerateRequest SlowRequest(int max_tokens = 450) {
+  auto request = Request("Once upon a time", max_tokens);
+  request.mutable_position()->set_mode(stave::v1::BUCKETS);
+  for (int i = 0; i < 16; ++i) request.mutable_position()->add_bases(10000);
+  return request;
+}
+
+// A stream kept open by the test: started, first message read.
+struct OpenStream {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<stave::v1::GenerateResponse>> reader;
+  stave::v1::GenerateResponse first;
+  bool Start(stave::v1::Inference::Stub& stub, const stave::v1::GenerateRequest& request) {
+    reader = stub.Generate(&context, request);
+    return reader->Read(&first);
+  }
+};
+
+class LifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SKIP_UNLESS_SHARED(testing::kStoriesModel); }
+};
+
+TEST_F(LifecycleTest, CancellationReturnsActiveSequencesToZero) {
+  Staved server;
+  ASSERT_FALSE(server.address().empty());
+  auto stub = server.Stub();
+  OpenStream stream;
+  ASSERT_TRUE(stream.Start(*stub, SlowRequest()));
+  EXPECT_EQ(server.Metric("stave_active_sequences"), 1);
+  stream.context.TryCancel();
+  EXPECT_EQ(stream.reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(Staved::Eventually([&] { return server.Metric("stave_active_sequences") == 0; }))
+      << "the cancelled sequence is still running";
+  EXPECT_TRUE(Staved::Eventually(
+      [&] { return server.Metric("stave_requests_total{code=\"CANCELLED\",method=\"Generate\"}") == 1; }));
+  // A deadline is a cancellation too.
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  auto reader = stub->Generate(&context, SlowRequest());
+  stave::v1::GenerateResponse msg;
+  while (reader->Read(&msg)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(Staved::Eventually([&] { return server.Metric("stave_active_sequences") == 0; }));
+}
+
+TEST_F(LifecycleTest, AFullQueueIsResourceExhausted) {
+  Staved server({"--max-active=1", "--queue-size=1"});
+  ASSERT_FALSE(server.address().empty());
+  auto stub = server.Stub();
+  OpenStream running, waiting;
+  ASSERT_TRUE(running.Start(*stub, SlowRequest()));
+  waiting.reader = stub->Generate(&waiting.context, SlowRequest());
+  ASSERT_TRUE(Staved::Eventually([&] { return server.Metric("stave_queue_depth") == 1; }));
+  auto refused = Stream(*stub, Request("Hello", 5));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.status.error_message(), ::testing::HasSubstr("--queue-size"));
+  running.context.TryCancel();
+  waiting.context.TryCancel();
+  running.reader->Finish();
+  waiting.reader->Finish();
+  EXPECT_TRUE(Staved::Eventually([&] { return server.Metric("stave_active_sequences") == 0; }));
+  // Room again.
+  EXPECT_TRUE(Stream(*stub, Request("Hello", 5)).status.ok());
+}
+
+TEST_F(LifecycleTest, SigtermLetsRunningStreamsFinishAndExitsZero) {
+  Staved server({"--grace-seconds=60"});
+  ASSERT_FALSE(server.address().empty());
+  auto stub = server.Stub();
+  OpenStream stream;
+  ASSERT_TRUE(stream.Start(*stub, SlowRequest(300)));
+  kill(server.pid(), SIGTERM);
+  // New calls are refused once shutdown has begun.
+  EXPECT_TRUE(Staved::Eventually([&] { return !Stream(*server.Stub(), Request("Hello", 5)).status.ok(); }));
+  int tokens = stream.first.has_token_id() ? 1 : 0;
+  std::string finish;
+  stave::v1::GenerateResponse msg;
+  while (stream.reader->Read(&msg)) {
+    tokens += msg.has_token_id() ? 1 : 0;
+    if (!msg.finish_reason().empty()) finish = msg.finish_reason();
+  }
+  EXPECT_TRUE(stream.reader->Finish().ok());
+  EXPECT_EQ(finish, "length");
+  EXPECT_EQ(tokens, 300);
+  const int status = server.Wait();
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(LifecycleTest, SigtermWhenIdleExitsZero) {
+  Staved server;
+  ASSERT_FALSE(server.address().empty());
+  kill(server.pid(), SIGTERM);
+  const int status = server.Wait();
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace stave

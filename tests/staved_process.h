@@ -1,0 +1,151 @@
+// staved as a child process on loopback ephemeral ports, for the integration tests: it prints
+// the metrics port and then the gRPC port it bound; this reads both.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+
+#include "stave/v1/stave.grpc.pb.h"
+#include "tests/test_support.h"
+
+namespace stave::testing {
+
+class Staved {
+ public:
+  // stories260K unless `extra` names another --model.
+  explicit Staved(std::vector<std::string> extra = {}) {
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "staved";
+    int out[2];
+    if (pipe(out) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      close(out[0]);
+      std::vector<std::string> args = {exe.string(), "--model=" + SharedPath(kStoriesModel),
+                                       "--tokenizer=" + SharedPath(kStoriesTokenizer),
+                                       "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    out_ = fdopen(out[0], "r");
+    char line[512];
+    while (fgets(line, sizeof line, out_) != nullptr) {
+      std::string s(line);
+      const int port = std::atoi(s.c_str() + s.rfind(':') + 1);
+      if (s.find("staved: metrics on") == 0) metrics_port_ = port;
+      if (s.find("staved: serving") == 0) {
+        address_ = "127.0.0.1:" + std::to_string(port);
+        break;
+      }
+    }
+  }
+  ~Staved() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      Wait();
+    }
+    if (out_ != nullptr) fclose(out_);
+  }
+  Staved(const Staved&) = delete;
+  Staved& operator=(const Staved&) = delete;
+
+  const std::string& address() const { return address_; }  // empty: it did not start
+  pid_t pid() const { return pid_; }
+
+  std::shared_ptr<grpc::Channel> Channel() const {
+    return grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  }
+  std::unique_ptr<stave::v1::Inference::Stub> Stub() const { return stave::v1::Inference::NewStub(Channel()); }
+  std::unique_ptr<stave::v1::Config::Stub> ConfigStub() const { return stave::v1::Config::NewStub(Channel()); }
+
+  // A metric's value from /metrics ("name" or "name{labels}" exactly as exposed); -1 if absent.
+  double Metric(const std::string& series) const {
+    httplib::Client client("127.0.0.1", metrics_port_);
+    auto response = client.Get("/metrics");
+    if (!response || response->status != 200) return -1;
+    std::istringstream lines(response->body);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+    return -1;
+  }
+
+  // Waits up to `timeout` for `done`; true if it happened.
+  static bool Eventually(const std::function<bool()>& done,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
+  }
+
+  // Reaps the process; returns its wait status.
+  int Wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+  std::string address_;
+  int metrics_port_ = 0;
+};
+
+// One Generate stream read to its end.
+struct Streamed {
+  grpc::Status status;
+  std::vector<int> tokens;
+  std::string text, finish_reason;
+  uint64_t config_version = 0;
+};
+
+inline Streamed Stream(stave::v1::Inference::Stub& stub, const stave::v1::GenerateRequest& request,
+                       const std::function<void(const stave::v1::GenerateResponse&)>& on_message = nullptr) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto reader = stub.Generate(&context, request);
+  Streamed out;
+  stave::v1::GenerateResponse msg;
+  while (reader->Read(&msg)) {
+    if (msg.has_token_id()) out.tokens.push_back(static_cast<int>(msg.token_id()));
+    out.text += msg.text();
+    if (!msg.finish_reason().empty()) {
+      out.finish_reason = msg.finish_reason();
+      out.config_version = msg.config_version();
+    }
+    if (on_message) on_message(msg);
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+inline stave::v1::GenerateRequest Request(const std::string& prompt, int max_tokens) {
+  stave::v1::GenerateRequest request;
+  request.set_prompt(prompt);
+  request.set_max_tokens(static_cast<uint32_t>(max_tokens));
+  request.set_temperature(0);
+  return request;
+}
+
+}  // namespace stave::testing
