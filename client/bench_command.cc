@@ -15,8 +15,11 @@
 
 #include <atomic>
 
+#include "absl/strings/str_cat.h"
+#include "client/channel.h"
 #include "client/commands.h"
 #include "client/position_flags.h"
+#include "client/remote_generate.h"
 #include "core/checkpoint.h"
 #include "core/model.h"
 #include "core/sequence.h"
@@ -32,6 +35,7 @@ struct BenchOptions {
   int prompt_tokens = 128, gen_tokens = 64, threads = 2, runs = 3;
   bool json = false, no_baseline = false;
   PositionFlags position;
+  ChannelOptions server;  // set: compare one gRPC stream through staved with in-process runs
 };
 
 struct Speed {
@@ -92,6 +96,103 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// A text prompt of at least `tokens` tokens: the server takes text, so both sides encode it.
+std::string TextPrompt(const Model& model, int tokens) {
+  std::string text;
+  while (static_cast<int>(model.tokenizer()->Encode(text, true).size()) < tokens)
+    text += "Once upon a time, there was a little girl who loved to play in the park with her dog. ";
+  return text;
+}
+
+// bench --server: the same greedy request in-process and as one stream through staved, runs
+// alternating so both see the same machine conditions. Times are to the first token (prefill)
+// and from it to the last (decode), as a client sees them.
+absl::Status RunServerComparison(const BenchOptions& o, const Model& model, const std::string& source,
+                                 const PositionConfig& position) {
+  if (model.tokenizer() == nullptr)
+    return absl::InvalidArgumentError("bench --server needs --model with a tokenizer (the server takes text)");
+  auto channel = OpenChannel(o.server);
+  if (!channel.ok()) return channel.status();
+  auto stub = stave::v1::Inference::NewStub(*channel);
+  const std::string prompt = TextPrompt(model, o.prompt_tokens);
+  const auto prompt_ids = model.tokenizer()->Encode(prompt, true);
+  GenerationParams params;
+  params.max_tokens = o.gen_tokens;
+  params.sampling.temperature = 0;
+  params.position = position;
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  struct Timing {
+    double prefill_tokens_per_s, decode_tokens_per_s, tokens_per_s;
+    size_t tokens;
+  };
+  auto timing = [&](Clock::time_point t0, Clock::time_point t1, Clock::time_point t2, size_t tokens) {
+    return Timing{prompt_ids.size() / seconds(t0, t1), (tokens - 1) / seconds(t1, t2), tokens / seconds(t0, t2), tokens};
+  };
+  auto local_once = [&]() -> absl::StatusOr<Timing> {
+    auto t0 = Clock::now();
+    auto seq = Sequence::Create(model, prompt_ids, params);
+    if (!seq.ok()) return seq.status();
+    (*seq)->Next();
+    auto t1 = Clock::now();
+    while (!(*seq)->finished()) (*seq)->Next();
+    return timing(t0, t1, Clock::now(), (*seq)->token_ids().size());
+  };
+  auto remote_once = [&]() -> absl::StatusOr<Timing> {
+    RemoteRequest request{.prompt = prompt, .max_tokens = o.gen_tokens, .temperature = 0, .top_p = 1,
+                          .position = position};
+    auto t0 = Clock::now(), t1 = t0;
+    size_t tokens = 0;
+    auto result = RemoteGenerate(*stub, o.server.server, request, [&](std::optional<int> token, std::string_view) {
+      if (token && tokens++ == 0) t1 = Clock::now();
+    });
+    if (!result.ok()) return result.status();
+    return timing(t0, t1, Clock::now(), tokens);
+  };
+  std::vector<double> local_prefill, local_decode, local_total, remote_prefill, remote_decode, remote_total,
+      decode_ratio, total_ratio;
+  for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up both sides (and connects)
+    auto local = local_once();
+    if (!local.ok()) return local.status();
+    auto remote = remote_once();
+    if (!remote.ok()) return remote.status();
+    if (remote->tokens != local->tokens)
+      return absl::InternalError(absl::StrCat("the server generated ", remote->tokens, " tokens, in-process ",
+                                              local->tokens, ": not the same model or config?"));
+    if (run == 0 || local->tokens < 2) continue;
+    local_prefill.push_back(local->prefill_tokens_per_s);
+    local_decode.push_back(local->decode_tokens_per_s);
+    local_total.push_back(local->tokens_per_s);
+    remote_prefill.push_back(remote->prefill_tokens_per_s);
+    remote_decode.push_back(remote->decode_tokens_per_s);
+    remote_total.push_back(remote->tokens_per_s);
+    decode_ratio.push_back(remote->decode_tokens_per_s / local->decode_tokens_per_s);
+    total_ratio.push_back(remote->tokens_per_s / local->tokens_per_s);
+    std::fprintf(stderr, "run %d/%d: %zu tokens; in-process decode %.1f tokens/s, through %s %.1f tokens/s\n", run,
+                 o.runs, local->tokens, local->decode_tokens_per_s, o.server.server.c_str(), remote->decode_tokens_per_s);
+  }
+  if (decode_ratio.empty()) return absl::FailedPreconditionError("every run stopped after one token; use another prompt");
+  nlohmann::json j = {
+      {"model", source},
+      {"server", o.server.server},
+      {"mode", o.position.mode},
+      {"threads", o.threads},
+      {"prompt_tokens", prompt_ids.size()},
+      {"gen_tokens", o.gen_tokens},
+      {"runs", o.runs},
+      {"in_process", {{"prefill_tokens_per_s", Median(local_prefill)},
+                      {"decode_tokens_per_s", Median(local_decode)},
+                      {"tokens_per_s", Median(local_total)}}},
+      {"grpc", {{"prefill_tokens_per_s", Median(remote_prefill)},
+                {"decode_tokens_per_s", Median(remote_decode)},
+                {"tokens_per_s", Median(remote_total)}}},
+      {"decode_ratio_grpc_vs_in_process", Median(decode_ratio)},  // median of per-run ratios
+      {"tokens_per_s_ratio_grpc_vs_in_process", Median(total_ratio)},
+  };
+  std::puts(o.json ? j.dump().c_str() : j.dump(2).c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RunBench(const BenchOptions& o) {
   ConfigureThreads(o.threads);
   std::unique_ptr<Model> model;
@@ -137,6 +238,7 @@ absl::Status RunBench(const BenchOptions& o) {
   };
   auto position = o.position.ToConfig();
   if (!position.ok()) return position.status();
+  if (!o.server.server.empty()) return RunServerComparison(o, *model, source, *position);
   // With a non-vanilla mode, vanilla runs alternate with it in this process, so that both see the
   // same machine conditions: ratios are what to compare on shared, noisy machines.
   const bool baseline = position->mode != PositionMode::kVanilla && !o.no_baseline;
@@ -218,6 +320,9 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_flag("--json", o->json, "print one JSON line");
   o->position.Register(cmd);
   cmd->add_flag("--no-baseline", o->no_baseline, "with --mode buckets: skip the vanilla run in the same process");
+  AddServerFlags(cmd, o->server)->description(
+      "also stream the same greedy requests through staved at this address and report the ratio "
+      "(needs --model: the server must serve the same model)");
   cmd->callback([o] { CommandStatus() = RunBench(*o); });
 }
 

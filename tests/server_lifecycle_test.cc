@@ -111,5 +111,27 @@ TEST_F(LifecycleTest, SigtermWhenIdleExitsZero) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// grpc.health.v1 answers SERVING, as `stave health` (the container HEALTHCHECK) reports it.
+TEST_F(LifecycleTest, HealthIsServing) {
+  Staved server;
+  ASSERT_FALSE(server.address().empty());
+  const auto stave = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "stave";
+  auto run = [&](const std::string& address) {
+    std::string output;
+    FILE* pipe = popen((stave.string() + " health --server " + address + " --timeout 5 2>&1").c_str(), "r");
+    char buffer[256];
+    while (fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+    const int status = pclose(pipe);
+    return std::make_pair(WEXITSTATUS(status), output);
+  };
+  auto [code, output] = run(server.address());
+  EXPECT_EQ(code, 0) << output;
+  EXPECT_THAT(output, ::testing::HasSubstr("SERVING"));
+  kill(server.pid(), SIGTERM);
+  server.Wait();
+  std::tie(code, output) = run(server.address());  // nobody there any more
+  EXPECT_NE(code, 0) << output;
+}
+
 }  // namespace
 }  // namespace stave
