@@ -6,6 +6,7 @@
 #include "core/bucket_fusion.h"
 #include "core/kv_cache.h"
 #include "core/transformer.h"
+#include "core/utf8.h"
 
 namespace stave {
 namespace {
@@ -81,7 +82,9 @@ std::string Sequence::Release(bool everything) {
   size_t end = text_.size();
   if (!everything) end -= std::max(StopPrefixHoldback(text_, params_.stop), IncompleteUtf8Tail(text_));
   if (end <= released_) return "";
-  std::string out = text_.substr(released_, end - released_);
+  // Released pieces end on character boundaries (see above); byte-fallback tokens can still
+  // produce stray bytes, which clients must never receive.
+  std::string out = ToValidUtf8(std::string_view(text_).substr(released_, end - released_));
   released_ = end;
   return out;
 }

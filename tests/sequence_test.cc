@@ -5,6 +5,7 @@
 #include "core/checkpoint.h"
 #include "core/generate.h"
 #include "core/model.h"
+#include "core/utf8.h"
 #include "tests/test_support.h"
 
 namespace stave {
@@ -95,6 +96,19 @@ TEST(Sequence, InvalidInputsAreRejected) {
   GenerationParams bad_p = ok;
   bad_p.sampling.top_p = 0;
   EXPECT_FALSE(Sequence::Create(*model, {1}, bad_p).ok());
+}
+
+TEST(Utf8, ValidTextIsUnchangedAndBadBytesBecomeReplacementCharacters) {
+  const std::string valid = "plain, caf\xC3\xA9, \xE2\x82\xAC, \xF0\x9F\x98\x80";
+  EXPECT_EQ(ToValidUtf8(valid), valid);
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(ToValidUtf8("a\xE2\x82"), "a" + fffd);           // truncated at the end
+  EXPECT_EQ(ToValidUtf8("a\x80" "b"), "a" + fffd + "b");          // stray continuation byte
+  EXPECT_EQ(ToValidUtf8("\xC0\xAF"), fffd);                   // overlong encoding
+  EXPECT_EQ(ToValidUtf8("\xED\xA0\x80x"), fffd + "x");       // a surrogate
+  EXPECT_EQ(ToValidUtf8("\xF5\x80"), fffd);                   // beyond U+10FFFF
+  EXPECT_EQ(ToValidUtf8("\xE2\x82\xE2\x82\xAC"), fffd + "\xE2\x82\xAC");  // bad, then good
+  EXPECT_EQ(ToValidUtf8(""), "");
 }
 
 }  // namespace
