@@ -3,7 +3,7 @@
 time from the .proto's descriptor set (no generated Python code). Starts staved on a loopback
 ephemeral port, streams a greedy generation and reads the config.
 
-usage: python_grpc_client.py STAVED DESCRIPTOR_SET SHARED_DIR   (exit 77 = skipped)
+usage: python_grpc_client.py STAVED DESCRIPTOR_SET SHARED_DIR   ($STAVE_SHARED_DIR wins; exit 77 = skipped)
 """
 import json
 import os
@@ -18,6 +18,7 @@ except ImportError as e:
     sys.exit(77)
 
 staved, descriptors, shared = sys.argv[1:4]
+shared = os.environ.get("STAVE_SHARED_DIR", shared)  # as the C++ tests do
 model = os.path.join(shared, "models/stories260K/stories260K.bin")
 golden = os.path.join(shared, "golden/stories260K/greedy.jsonl")
 if not os.path.exists(model):
