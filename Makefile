@@ -11,7 +11,7 @@ DEB_PACKAGES := cmake make g++ ccache pkg-config \
   libabsl-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev \
   libplplot-dev plplot-driver-cairo \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
-  prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev python3-grpcio python3-protobuf \
+  prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev python3-grpcio python3-protobuf yamllint \
   libgtest-dev libbenchmark-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
