@@ -11,7 +11,8 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN make deps && rm -rf /var/lib/apt/lists/* \
+# models/ holds the embedded default model once #7 commits it; an empty directory until then.
+RUN mkdir -p models && make deps && rm -rf /var/lib/apt/lists/* \
  && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build build -j"$(nproc)" --target stave staved stave_sentencepiece
 # The Debian packages that own every library the binaries link, plus the two that are loaded at
@@ -29,6 +30,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin stave \
  && mkdir -p /models /etc/stave
 COPY --from=build /src/build/bin/stave /src/build/bin/staved /src/build/bin/libstave_sentencepiece.so /usr/local/bin/
+COPY --from=build /src/models /usr/share/stave/models
 USER stave
 # Models are mounted here; STAVE_MODEL (or --model) names the one to serve.
 VOLUME /models
