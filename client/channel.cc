@@ -2,16 +2,13 @@
 
 #include <arpa/inet.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/text_file.h"
 
 namespace stave::cli {
 namespace {
@@ -33,15 +30,6 @@ Family AddressFamily(absl::string_view address) {
                                                                    : Family::kNone;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": ", std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().empty())
-    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": the file is empty"));
-  return text.str();
-}
 
 }  // namespace
 
@@ -90,8 +78,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const ChannelOptions&
   if (!target.ok()) return target.status();
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!o.tls_ca.empty()) {
-    auto pem = ReadFile(o.tls_ca, "--tls-ca");
-    if (!pem.ok()) return pem.status();
+    auto pem = ReadTextFile(o.tls_ca);
+    if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat("--tls-ca: ", pem.status().message()));
     // gRPC only logs a bad bundle and then fails every call with "empty address list".
     if (!absl::StrContains(*pem, "-----BEGIN CERTIFICATE-----"))
       return absl::InvalidArgumentError(

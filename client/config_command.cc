@@ -2,14 +2,13 @@
 // Config.UpdateConfig). Changes go to new requests only; running requests keep their snapshot.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/channel.h"
 #include "client/commands.h"
+#include "core/text_file.h"
 #include "nlohmann/json.hpp"
 #include "proto/position_proto.h"
 #include "stave/v1/stave.grpc.pb.h"
@@ -97,11 +96,9 @@ absl::StatusOr<std::string> AdminToken(const std::string& token_file) {
     const char* env = std::getenv("STAVE_ADMIN_TOKEN");
     return env == nullptr ? "" : std::string(absl::StripAsciiWhitespace(env));
   }
-  std::ifstream in(token_file);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("--token-file ", token_file, ": cannot read it"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(text.str()));
+  auto text = ReadTextFile(token_file);
+  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("--token-file: ", text.status().message()));
+  std::string token(absl::StripAsciiWhitespace(*text));
   if (token.empty())
     return absl::InvalidArgumentError(absl::StrCat("--token-file ", token_file, ": the file is empty"));
   return token;

@@ -3,23 +3,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/text_file.h"
 
 namespace stave::server {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::vector<double> ReadBases(const YAML::Node& node, const char* key) {
   if (!node.IsSequence()) throw YAML::Exception(node.Mark(), absl::StrCat(key, ": expected a list of numbers"));
@@ -88,7 +79,7 @@ ConfigFileWatcher::~ConfigFileWatcher() {
 }
 
 absl::Status ConfigFileWatcher::Load() {
-  auto text = ReadFile(path_);
+  auto text = ReadTextFile(path_);
   if (!text.ok()) return text.status();
   last_text_ = *text;
   return Apply(*text);
@@ -122,7 +113,7 @@ void ConfigFileWatcher::Run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!wake_.wait_for(lock, poll_, [this] { return stopping_; })) {
     // Content, not mtime: a ConfigMap update swaps a symlink and may keep timestamps.
-    auto text = ReadFile(path_);
+    auto text = ReadTextFile(path_);
     if (!text.ok()) {
       const std::string error = absl::StrCat("config file ", path_, ": ", text.status().message());
       if (store_.config_file_error() != error) {

@@ -9,9 +9,7 @@
 
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <semaphore>
-#include <sstream>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "core/model.h"
+#include "core/text_file.h"
 #include "server/config_file.h"
 #include "server/config_service.h"
 #include "server/config_store.h"
@@ -55,11 +54,9 @@ std::binary_semaphore g_stop(0);
 void OnSignal(int) { g_stop.release(); }  // async-signal-safe: a semaphore post
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  auto pem = stave::ReadTextFile(path);
+  if (!pem.ok()) return absl::NotFoundError(absl::StrCat(flag, ": ", pem.status().message()));
+  return pem;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {

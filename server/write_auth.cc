@@ -1,10 +1,9 @@
 #include "server/write_auth.h"
 
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/text_file.h"
 
 namespace stave::server {
 namespace {
@@ -26,11 +25,9 @@ bool IsLoopbackPeer(std::string_view peer) {
 }
 
 absl::StatusOr<WriteAuth> WriteAuth::FromTokenFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--admin-token-file: cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(text.str()));
+  auto text = ReadTextFile(path);
+  if (!text.ok()) return absl::NotFoundError(absl::StrCat("--admin-token-file: ", text.status().message()));
+  std::string token(absl::StripAsciiWhitespace(*text));
   if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("--admin-token-file: ", path, " is empty"));
   return WriteAuth(std::move(token));
 }
