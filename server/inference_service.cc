@@ -22,6 +22,15 @@ void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, std::strin
   reactor->Finish(ToGrpcStatus(status));
 }
 
+namespace {
+
+// The position config a request runs with: its own override when it sets a mode (version 0),
+// else the server's current snapshot. INVALID_ARGUMENT naming the field for a bad override.
+struct ResolvedPosition {
+  PositionConfig config;
+  uint64_t version = 0;
+};
+
 absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool has_override,
                                                  const stave::v1::PositionConfig& override) {
   if (!has_override || override.mode() == stave::v1::POSITION_MODE_UNSPECIFIED) {
@@ -34,8 +43,6 @@ absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool 
   if (!status.ok()) return absl::InvalidArgumentError(status.message());
   return ResolvedPosition{*std::move(config), 0};
 }
-
-namespace {
 
 using Clock = std::chrono::steady_clock;
 

@@ -47,13 +47,4 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, std::string_view method,
                  const absl::Status& status);
 
-// The position config a request runs with: its own override when it sets a mode (version 0),
-// else the server's current snapshot. INVALID_ARGUMENT naming the field for a bad override.
-struct ResolvedPosition {
-  PositionConfig config;
-  uint64_t version = 0;
-};
-absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool has_override,
-                                                 const stave::v1::PositionConfig& override);
-
 }  // namespace stave::server
