@@ -16,6 +16,8 @@ void AddConvertCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
 void AddBasesCommand(CLI::App& app);
 void AddWaveformCommand(CLI::App& app);
+void AddTrainCommand(CLI::App& app);
+void AddEvalCommand(CLI::App& app);
 void AddTrainRouterCommand(CLI::App& app);
 void AddHealthCommand(CLI::App& app);
 void AddConfigCommand(CLI::App& app);

@@ -7,6 +7,7 @@
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
 #include "core/generate.h"
+#include "core/default_model.h"
 #include "core/model.h"
 #include "nlohmann/json.hpp"
 
@@ -72,11 +73,12 @@ absl::Status RunRemote(const GenerateOptions& o, uint64_t seed) {
 
 absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
   if (!o.channel.server.empty()) return RunRemote(o, seed_given ? o.seed : std::random_device{}());
-  if (o.model.empty()) return absl::InvalidArgumentError("give --model (in-process) or --server");
   ConfigureThreads(o.threads);
   auto position = o.position.ToConfig();  // checked before the slow model load
   if (!position.ok()) return position.status();
-  auto model = Model::Load(o.model, o.tokenizer);
+  auto model_path = o.model.empty() ? DefaultModelPath() : o.model;
+  if (!model_path.ok()) return model_path.status();
+  auto model = Model::Load(*model_path, o.tokenizer);
   if (!model.ok()) return model.status();
   if (position->mode == PositionMode::kMoice && position->router_path.empty())
     std::fprintf(stderr, "stave: warning: no --router given; MoICE runs with untrained routers "
@@ -139,7 +141,7 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
 void AddGenerateCommand(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "generate text from a prompt, streamed to stdout");
-  cmd->add_option("--model", o->model, "llama2.c .bin file or Hugging Face directory (in-process)");
+  cmd->add_option("--model", o->model, "llama2.c .bin file or Hugging Face directory (in-process; default: the embedded default model)");
   AddServerFlags(cmd, o->channel)->description("generate through staved at this address instead (HOST:PORT, IP:PORT,... or a gRPC target)");
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.bin or tokenizer.model (default: next to the model)");
   cmd->add_option("--prompt", o->prompt, "the prompt text")->required();

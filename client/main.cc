@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   stave::cli::AddBenchCommand(app);
   stave::cli::AddBasesCommand(app);
   stave::cli::AddWaveformCommand(app);
+  stave::cli::AddTrainCommand(app);
+  stave::cli::AddEvalCommand(app);
   stave::cli::AddTrainRouterCommand(app);
   stave::cli::AddHealthCommand(app);
   stave::cli::AddConfigCommand(app);

@@ -31,9 +31,19 @@ class SentencePieceShim {
   virtual std::string id_to_piece(int id) const = 0;
 };
 
+// Trains a SentencePiece model with libsentencepiece's trainer. `args` is its command-line form
+// ("--input=... --model_prefix=... --vocab_size=..."). Empty string on success, else the error.
+//
+// The trainer runs in a child process (stave_spm_train, next to the executable): it writes to
+// std::cerr, and inside the deep-bound plugin that is libstdc++'s own, never initialised copy of
+// the stream (the executable holds the live one), which crashes.
+std::string TrainSentencePiece(const std::vector<std::string>& args);
+inline constexpr char kSentencePieceTrainerName[] = "stave_spm_train";
+
 // The plugin's one exported symbol.
 extern "C" typedef SentencePieceShim* (*SentencePieceFactory)(const char* path, std::string* error);
 inline constexpr char kSentencePieceFactorySymbol[] = "stave_sentencepiece_load";
+
 inline constexpr char kSentencePiecePluginName[] = "libstave_sentencepiece.so";
 
 }  // namespace stave

@@ -18,6 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "core/default_model.h"
 #include "core/model.h"
 #include "core/text_file.h"
 #include "server/config_file.h"
@@ -29,7 +30,7 @@
 #include "server/metrics.h"
 #include "server/write_auth.h"
 
-ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file or a Hugging Face directory (or $STAVE_MODEL)");
+ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file or a Hugging Face directory (default: $STAVE_MODEL, else the embedded default model)");
 ABSL_FLAG(std::string, tokenizer, "", "tokenizer (default: next to the model)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address to serve on (port 0 = any free port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
@@ -104,7 +105,7 @@ int Fail(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("staved --model PATH [--tokenizer PATH] [--listen HOST:PORT] [--config FILE] ...");
+  absl::SetProgramUsageMessage("staved [--model PATH] [--tokenizer PATH] [--listen HOST:PORT] [--config FILE] ...");
   DashesToUnderscores(argc, argv);
   absl::ParseCommandLine(argc, argv);
   spdlog::set_default_logger(spdlog::stderr_logger_mt("staved"));
@@ -113,8 +114,10 @@ int main(int argc, char** argv) {
   std::string model_path = absl::GetFlag(FLAGS_model);
   if (model_path.empty() && std::getenv("STAVE_MODEL") != nullptr) model_path = std::getenv("STAVE_MODEL");
   if (model_path.empty()) {
-    spdlog::critical("give --model PATH (or set STAVE_MODEL); the embedded default model is not built yet");
-    return 2;
+    auto embedded = stave::DefaultModelPath();
+    if (!embedded.ok()) return Fail(embedded.status());
+    model_path = *embedded;
+    spdlog::info("no --model given: serving the embedded default model {}", model_path);
   }
   stave::ConfigureThreads(absl::GetFlag(FLAGS_threads));
   auto model = stave::Model::Load(model_path, absl::GetFlag(FLAGS_tokenizer));

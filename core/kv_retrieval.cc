@@ -1,0 +1,88 @@
+#include "core/kv_retrieval.h"
+
+#include <random>
+#include <set>
+
+namespace stave {
+namespace {
+
+constexpr char kConsonants[] = "bdfgklmnprstvz";
+constexpr char kVowels[] = "aeiou";
+
+// Uniform in [0, n): modulo of a 64-bit draw (bias < n / 2^64), unlike std distributions the
+// same on every standard library.
+uint64_t Below(std::mt19937_64& rng, uint64_t n) { return rng() % n; }
+
+std::string Word(std::mt19937_64& rng, int syllables) {
+  std::string w;
+  for (int i = 0; i < syllables; ++i) {
+    w += kConsonants[Below(rng, sizeof(kConsonants) - 1)];
+    w += kVowels[Below(rng, sizeof(kVowels) - 1)];
+  }
+  return w;
+}
+
+}  // namespace
+
+uint64_t MixSeed(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (uint64_t v : {a, b, c, d}) {
+    x ^= v + 0x9E3779B97F4A7C15ull + (x << 6) + (x >> 2);
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+  }
+  return x;
+}
+
+KvRetrievalExample MakeKvRetrievalExample(int records, int gold, int queries, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  KvRetrievalExample ex;
+  std::set<std::string> keys;
+  while (static_cast<int>(ex.records.size()) < records) {
+    std::string key = Word(rng, 2);
+    if (!keys.insert(key).second) continue;
+    ex.records.push_back({key, Word(rng, 2)});
+  }
+  ex.queries.push_back(gold);
+  std::set<int> asked{gold};
+  queries = std::min(queries, records);
+  while (static_cast<int>(ex.queries.size()) < queries) {
+    int q = static_cast<int>(Below(rng, records));
+    if (asked.insert(q).second) ex.queries.push_back(q);
+  }
+
+  ex.prompt = kKvInstruction;
+  ex.prompt += "{";
+  for (int i = 0; i < records; ++i) {
+    if (i > 0) ex.prompt += ", ";
+    ex.prompt += "\"" + ex.records[i].key + "\": \"" + ex.records[i].value + "\"";
+  }
+  ex.prompt += "}\nQuery: \"" + ex.records[gold].key + "\": \"";
+  for (size_t i = 0; i < ex.queries.size(); ++i) {
+    ex.answers.push_back(ex.records[ex.queries[i]].value + "\"");
+    if (i + 1 < ex.queries.size())
+      ex.between.push_back("\nQuery: \"" + ex.records[ex.queries[i + 1]].key + "\": \"");
+  }
+  return ex;
+}
+
+std::string ExtractKvValue(const std::string& completion) {
+  return completion.substr(0, completion.find('"'));
+}
+
+std::string KvRetrievalCorpus(int examples, int min_records, int max_records, uint64_t seed) {
+  std::string corpus;
+  for (int i = 0; i < examples; ++i) {
+    std::mt19937_64 rng(MixSeed(seed, i));
+    const int records = min_records + static_cast<int>(Below(rng, max_records - min_records + 1));
+    auto ex = MakeKvRetrievalExample(records, static_cast<int>(Below(rng, records)), 2, rng());
+    corpus += ex.prompt;
+    for (size_t q = 0; q < ex.answers.size(); ++q)
+      corpus += ex.answers[q] + (q < ex.between.size() ? ex.between[q] : "\n");
+  }
+  return corpus;
+}
+
+}  // namespace stave

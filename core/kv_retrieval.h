@@ -1,0 +1,47 @@
+// Lost-in-the-middle key-value retrieval data (Liu et al. 2023, "Lost in the Middle", the
+// key-value task): an instruction, a JSON-like object of records with random keys and values,
+// then a query key; the model must copy the queried record's value. The default model is trained
+// on it and `stave eval kv-retrieval` measures it. Plain std, deterministic given a seed.
+//
+// Keys and values are made of lowercase consonant-vowel syllables ("moka", "rezi"): letters are
+// one Unicode script, so SentencePiece never merges them with the surrounding quotes and a key is
+// tokenized the same in its record and in the query; that keeps retrieval a token-level copy.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stave {
+
+struct KvRecord {
+  std::string key, value;
+};
+
+struct KvRetrievalExample {
+  std::vector<KvRecord> records;   // distinct keys
+  std::vector<int> queries;        // indices into records, asked in this order
+  std::string prompt;              // ends right where the first query's value starts
+  std::vector<std::string> answers;  // per query, the text the model must produce (value + '"')
+  // Text between one answer and the next query's value (multi-query training examples).
+  std::vector<std::string> between;
+};
+
+inline constexpr char kKvInstruction[] =
+    "Below is a list of key-value records. Give the value of the query key.\n";
+
+// The ".. records .. then query" example for `records` records whose first query asks the record
+// at `gold` (0-based); `queries` - 1 further distinct records are asked after it (training only:
+// more supervised tokens per sequence). Deterministic in `seed`.
+KvRetrievalExample MakeKvRetrievalExample(int records, int gold, int queries, uint64_t seed);
+
+// The value a completion gives: its text up to the closing quote (or all of it).
+std::string ExtractKvValue(const std::string& completion);
+
+// A tokenizer-training corpus: `examples` random examples, one text line per line of theirs.
+std::string KvRetrievalCorpus(int examples, int min_records, int max_records, uint64_t seed);
+
+// A 64-bit mix of the arguments (splitmix64): independent, reproducible seeds per example.
+uint64_t MixSeed(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 0);
+
+}  // namespace stave

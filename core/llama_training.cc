@@ -1,0 +1,314 @@
+#include "core/llama_training.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "core/kv_retrieval.h"
+#include "core/rope.h"
+#include "nlohmann/json.hpp"
+
+namespace stave {
+namespace {
+
+constexpr int64_t kIgnore = -100;
+
+at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  return x * (x.square().mean(-1, /*keepdim=*/true) + eps).rsqrt() * weight;
+}
+
+// Appends `ids` to the row; each becomes a target of the position before it when `supervised`.
+void Append(std::vector<int64_t>& row, std::vector<int64_t>& targets, const std::vector<int>& ids,
+            bool supervised) {
+  for (int id : ids) {
+    targets.back() = supervised ? id : kIgnore;  // predicted at the previous position
+    row.push_back(id);
+    targets.push_back(kIgnore);
+  }
+}
+
+}  // namespace
+
+KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrainingOptions& o,
+                                    uint64_t seed, int64_t step, bool first_query_only) {
+  std::mt19937_64 rng(MixSeed(seed, static_cast<uint64_t>(step)));
+  const int records = o.min_records + static_cast<int>(rng() % (o.max_records - o.min_records + 1));
+  std::vector<std::vector<int64_t>> rows, targets;
+  size_t longest = 0;
+  for (int b = 0; b < o.batch; ++b) {
+    const int gold = static_cast<int>(rng() % records);
+    auto ex = MakeKvRetrievalExample(records, gold, first_query_only ? 1 : o.queries, rng());
+    std::vector<int64_t> row, target{kIgnore};
+    row.reserve(512);
+    auto prompt = tokenizer.Encode(ex.prompt, /*add_bos=*/true);
+    row.assign(prompt.begin(), prompt.end());
+    target.assign(row.size(), kIgnore);
+    for (size_t q = 0; q < ex.answers.size(); ++q) {
+      Append(row, target, tokenizer.Encode(ex.answers[q], false), true);
+      if (q + 1 < ex.answers.size()) {
+        Append(row, target, tokenizer.Encode(ex.between[q], false), false);
+      } else {
+        // Decoding stops on EOS after the last answer; first_query_only rows stop scoring here.
+        Append(row, target, {2}, !first_query_only);
+      }
+    }
+    longest = std::max(longest, row.size());
+    rows.push_back(std::move(row));
+    targets.push_back(std::move(target));
+  }
+  auto tokens = torch::full({o.batch, static_cast<int64_t>(longest)}, 2, torch::kLong);
+  auto tgt = torch::full({o.batch, static_cast<int64_t>(longest)}, kIgnore, torch::kLong);
+  for (int b = 0; b < o.batch; ++b) {
+    const auto n = static_cast<int64_t>(rows[b].size());
+    tokens[b].narrow(0, 0, n).copy_(torch::tensor(rows[b]));
+    tgt[b].narrow(0, 0, n).copy_(torch::tensor(targets[b]));
+  }
+  return {tokens, tgt};
+}
+
+std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  const int64_t hd = c.head_dim();
+  const double residual_std = 0.02 / std::sqrt(2.0 * c.n_layers);
+  std::map<std::string, at::Tensor> p;
+  auto normal = [](std::vector<int64_t> shape, double std) { return torch::randn(shape) * std; };
+  p["model.embed_tokens.weight"] = normal({c.vocab_size, c.dim}, 0.02);
+  p["model.norm.weight"] = torch::ones({c.dim});
+  for (int l = 0; l < c.n_layers; ++l) {
+    auto name = [&](const char* s) { return LayerTensorName(l, s); };
+    p[name("input_layernorm.weight")] = torch::ones({c.dim});
+    p[name("post_attention_layernorm.weight")] = torch::ones({c.dim});
+    p[name("self_attn.q_proj.weight")] = normal({c.n_heads * hd, c.dim}, 0.02);
+    p[name("self_attn.k_proj.weight")] = normal({c.n_kv_heads * hd, c.dim}, 0.02);
+    p[name("self_attn.v_proj.weight")] = normal({c.n_kv_heads * hd, c.dim}, 0.02);
+    p[name("self_attn.o_proj.weight")] = normal({c.dim, c.n_heads * hd}, residual_std);
+    p[name("mlp.gate_proj.weight")] = normal({c.hidden_dim, c.dim}, 0.02);
+    p[name("mlp.up_proj.weight")] = normal({c.hidden_dim, c.dim}, 0.02);
+    p[name("mlp.down_proj.weight")] = normal({c.dim, c.hidden_dim}, residual_std);
+  }
+  for (auto& [_, t] : p) t.set_requires_grad(true);
+  return p;
+}
+
+at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& p, const ModelConfig& c,
+                           const at::Tensor& tokens) {
+  const int64_t B = tokens.size(0), T = tokens.size(1), hd = c.head_dim();
+  const int64_t nh = c.n_heads, nkv = c.n_kv_heads;
+  // Built per call: training sequences are short and this is negligible next to the matmuls.
+  static thread_local std::map<std::pair<int64_t, double>, RopeTable> tables;
+  auto key = std::make_pair(hd, c.rope_theta);
+  if (!tables.count(key)) tables[key] = MakeRopeTable(c.rope_theta, hd, c.max_seq_len, c.rope_scaling);
+  const RopeTable& rope = tables[key];
+  auto cos = rope.cos.narrow(0, 0, T).view({1, T, 1, hd});
+  auto sin = rope.sin_signed.narrow(0, 0, T).view({1, T, 1, hd});
+  auto future = torch::ones({T, T}, torch::kBool).triu(1);
+
+  auto x = torch::embedding(p.at("model.embed_tokens.weight"), tokens);  // [B, T, dim]
+  for (int l = 0; l < c.n_layers; ++l) {
+    auto w = [&](const char* s) -> const at::Tensor& { return p.at(LayerTensorName(l, s)); };
+    auto h = RmsNorm(x, w("input_layernorm.weight"), c.norm_eps);
+    auto q = ApplyRope(torch::matmul(h, w("self_attn.q_proj.weight").t()).view({B, T, nh, hd}), cos, sin);
+    auto k = ApplyRope(torch::matmul(h, w("self_attn.k_proj.weight").t()).view({B, T, nkv, hd}), cos, sin);
+    auto v = torch::matmul(h, w("self_attn.v_proj.weight").t()).view({B, T, nkv, hd});
+    q = q.transpose(1, 2);  // [B, heads, T, hd]
+    k = k.transpose(1, 2).repeat_interleave(nh / nkv, 1);
+    v = v.transpose(1, 2).repeat_interleave(nh / nkv, 1);
+    auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(hd));
+    auto attn = torch::matmul(torch::softmax(scores.masked_fill(future, -INFINITY), -1), v);
+    x = x + torch::matmul(attn.transpose(1, 2).reshape({B, T, nh * hd}), w("self_attn.o_proj.weight").t());
+    auto h2 = RmsNorm(x, w("post_attention_layernorm.weight"), c.norm_eps);
+    auto gate = torch::silu(torch::matmul(h2, w("mlp.gate_proj.weight").t()));
+    auto up = torch::matmul(h2, w("mlp.up_proj.weight").t());
+    x = x + torch::matmul(gate * up, w("mlp.down_proj.weight").t());
+  }
+  x = RmsNorm(x, p.at("model.norm.weight"), c.norm_eps);
+  return torch::matmul(x, p.at("model.embed_tokens.weight").t());
+}
+
+double ExactMatch(const at::Tensor& logits, const at::Tensor& targets) {
+  auto supervised = targets.ne(kIgnore);
+  auto wrong = logits.argmax(-1).ne(targets).logical_and(supervised);
+  auto rows_with_targets = supervised.any(1);
+  auto correct = wrong.any(1).logical_not().logical_and(rows_with_targets);
+  return correct.sum().item<double>() / std::max<int64_t>(1, rows_with_targets.sum().item<int64_t>());
+}
+
+namespace {
+
+// The options a resumed run must share with the saved one.
+std::string OptionsFingerprint(const LlamaTrainingOptions& o) {
+  const auto& c = o.shape;
+  nlohmann::json j = {
+      {"dim", c.dim}, {"hidden", c.hidden_dim}, {"layers", c.n_layers}, {"heads", c.n_heads},
+      {"kv_heads", c.n_kv_heads}, {"vocab", c.vocab_size}, {"context", c.max_seq_len},
+      {"theta", c.rope_theta}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
+      {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup}, {"weight_decay", o.weight_decay},
+      {"clip", o.clip}, {"min_records", o.min_records}, {"max_records", o.max_records},
+      {"queries", o.queries}, {"seed", o.seed}};
+  return j.dump();
+}
+
+double LearningRate(const LlamaTrainingOptions& o, int step) {
+  if (step <= o.warmup) return o.lr * step / std::max(1, o.warmup);
+  const double progress = static_cast<double>(step - o.warmup) / std::max(1, o.steps - o.warmup);
+  const double cosine = 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress)));
+  return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * cosine);
+}
+
+struct Trainer {
+  const Tokenizer& tokenizer;
+  const LlamaTrainingOptions& o;
+  std::string state_path, fingerprint_path;
+  std::map<std::string, at::Tensor> params;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+
+  void BuildOptimizer() {
+    std::vector<at::Tensor> decay, no_decay;
+    for (auto& [_, t] : params) (t.dim() == 2 ? decay : no_decay).push_back(t);
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay)));
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                      torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(0)));
+    optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr));
+  }
+
+  void Save(int step) {
+    torch::serialize::OutputArchive archive;
+    for (auto& [name, t] : params) archive.write(name, t.detach());
+    archive.write("step", torch::tensor(static_cast<int64_t>(step)));
+    torch::serialize::OutputArchive opt;
+    optimizer->save(opt);
+    archive.write("optimizer", opt);
+    const std::string tmp = state_path + ".tmp";
+    archive.save_to(tmp);
+    std::filesystem::rename(tmp, state_path);  // atomic: a crash never leaves a torn state
+  }
+
+  // The step the saved state reached (0 when there is none).
+  absl::StatusOr<int> Resume() {
+    if (!std::filesystem::exists(state_path)) return 0;
+    std::ifstream f(fingerprint_path);
+    std::string saved((std::istreambuf_iterator<char>(f)), {});
+    if (saved != OptionsFingerprint(o))
+      return absl::FailedPreconditionError(absl::StrCat(
+          state_path, " was saved with other options (", saved, "); use the same options or another --out"));
+    torch::serialize::InputArchive archive;
+    archive.load_from(state_path);
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : params) {
+      at::Tensor saved_t;
+      archive.read(name, saved_t);
+      t.copy_(saved_t);
+    }
+    at::Tensor step;
+    archive.read("step", step);
+    torch::serialize::InputArchive opt;
+    archive.read("optimizer", opt);
+    optimizer->load(opt);
+    return static_cast<int>(step.item<int64_t>());
+  }
+
+  double HeldOutAccuracy() {
+    torch::NoGradGuard no_grad;
+    LlamaTrainingOptions eval = o;
+    eval.min_records = eval.max_records;  // the training length: the hardest case it saw
+    double correct = 0;
+    int seen = 0;
+    for (int64_t i = 0; seen < o.eval_examples; ++i) {
+      eval.batch = std::min(o.batch, o.eval_examples - seen);
+      auto batch = MakeKvTrainingBatch(tokenizer, eval, MixSeed(o.seed, 0xE7A1), i, true);
+      correct += ExactMatch(TrainingForward(params, o.shape, batch.tokens), batch.targets) * eval.batch;
+      seen += eval.batch;
+    }
+    return correct / seen;
+  }
+
+  absl::StatusOr<Checkpoint> Run(const std::function<void(const LlamaTrainingProgress&)>& on_step) {
+    params = InitLlamaParameters(o.shape, o.seed);
+    BuildOptimizer();
+    auto resumed = Resume();
+    if (!resumed.ok()) return resumed.status();
+    {
+      std::ofstream f(fingerprint_path);
+      f << OptionsFingerprint(o);
+    }
+    std::vector<at::Tensor> all;
+    for (auto& [_, t] : params) all.push_back(t);
+    for (int step = *resumed + 1; step <= o.steps; ++step) {
+      auto t0 = std::chrono::steady_clock::now();
+      const double lr = LearningRate(o, step);
+      for (auto& group : optimizer->param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      auto batch = MakeKvTrainingBatch(tokenizer, o, o.seed, step);
+      auto logits = TrainingForward(params, o.shape, batch.tokens);
+      auto loss = torch::nn::functional::cross_entropy(
+          logits.view({-1, logits.size(-1)}), batch.targets.view(-1),
+          torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnore));
+      optimizer->zero_grad();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(all, o.clip);
+      optimizer->step();
+      LlamaTrainingProgress p;
+      p.step = step;
+      p.steps = o.steps;
+      p.loss = loss.item<double>();
+      p.lr = lr;
+      p.tokens_per_s = batch.tokens.numel() /
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) p.eval_accuracy = HeldOutAccuracy();
+      if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || step == o.steps) {
+        Save(step);
+        p.checkpointed = true;
+      }
+      if (on_step) on_step(p);
+    }
+    Checkpoint ckpt;
+    ckpt.config = o.shape;
+    for (auto& [name, t] : params) ckpt.tensors[name] = t.detach().clone();
+    ckpt.source = state_dir_name;
+    return ckpt;
+  }
+  std::string state_dir_name;
+};
+
+}  // namespace
+
+absl::StatusOr<Checkpoint> TrainLlama(const Tokenizer& tokenizer, const LlamaTrainingOptions& options,
+                                      const std::string& state_dir,
+                                      const std::function<void(const LlamaTrainingProgress&)>& on_step) {
+  const auto& c = options.shape;
+  auto status = ValidateConfig(c, "training shape");
+  if (!status.ok()) return status;
+  if (c.vocab_size != tokenizer.vocab_size())
+    return absl::InvalidArgumentError(absl::StrCat("vocab ", c.vocab_size, " differs from the tokenizer's ",
+                                                   tokenizer.vocab_size()));
+  if (options.steps < 1 || options.batch < 1 || options.min_records < 1 ||
+      options.max_records < options.min_records || options.queries < 1)
+    return absl::InvalidArgumentError("steps, batch, queries and min-records must be >= 1 and max-records >= min-records");
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", state_dir, ": ", ec.message()));
+  Trainer trainer{tokenizer, options, state_dir + "/train_state.pt", state_dir + "/train_state.json"};
+  trainer.state_dir_name = state_dir;
+  try {
+    // Longest training sequence must fit the context.
+    LlamaTrainingOptions longest = options;
+    longest.min_records = options.max_records;
+    auto probe = MakeKvTrainingBatch(tokenizer, longest, options.seed, 0);
+    if (probe.tokens.size(1) > c.max_seq_len)
+      return absl::InvalidArgumentError(absl::StrCat("examples of ", options.max_records, " records take ",
+                                                     probe.tokens.size(1), " tokens, more than the context ",
+                                                     c.max_seq_len, ": lower --max-records or raise --context"));
+    return trainer.Run(on_step);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("training failed: ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace stave

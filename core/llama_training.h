@@ -1,0 +1,74 @@
+// Training a Llama from scratch on key-value retrieval (kv_retrieval.h): how the embedded default
+// model is made. A plain batched forward with autograd (no KV cache), next-token cross-entropy on
+// the answer tokens only (keys and values are random: nothing else is learnable), AdamW with
+// warm-up and cosine decay, gradient clipping. Deterministic given a seed: the batch of step s
+// depends only on (seed, s), so a run resumed from a checkpoint continues exactly as an
+// uninterrupted one would.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/statusor.h"
+#include "core/checkpoint.h"
+#include "core/tokenizer.h"
+
+namespace stave {
+
+struct LlamaTrainingOptions {
+  ModelConfig shape;  // dim, hidden_dim, n_layers, n_heads, vocab_size, max_seq_len, rope_theta
+  int steps = 4000;
+  int batch = 16;             // examples per step (all with the same record count)
+  double lr = 2e-3;           // peak; cosine decay to lr * min_lr_ratio
+  double min_lr_ratio = 0.1;
+  int warmup = 100;
+  double weight_decay = 0.01;  // matrices only
+  double clip = 1.0;
+  int min_records = 4, max_records = 24;
+  int queries = 12;             // queries per training example (the first at a uniform position)
+  int checkpoint_every = 100;   // steps between saved training states (0 = only at the end)
+  int eval_every = 100;         // steps between held-out accuracy checks (0 = never)
+  int eval_examples = 128;
+  uint64_t seed = 0;
+};
+
+struct LlamaTrainingProgress {
+  int step = 0, steps = 0;
+  double loss = 0, lr = 0, tokens_per_s = 0;
+  double eval_accuracy = -1;  // exact match on held-out examples, when evaluated at this step
+  bool checkpointed = false;
+};
+
+// Token ids and targets (-100 = not trained on) of one batch, padded to the longest row.
+struct KvTrainingBatch {
+  at::Tensor tokens;   // [B, T] int64
+  at::Tensor targets;  // [B, T] int64: the token each position must predict, or -100
+};
+
+// The batch of step `step`: `batch` examples with the same record count. With `first_query_only`
+// only the first query's answer is a target (held-out evaluation).
+KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrainingOptions& options,
+                                    uint64_t seed, int64_t step, bool first_query_only = false);
+
+// Parameters in Hugging Face names (tied embeddings), Normal(0, 0.02) with residual output
+// projections scaled by 1/sqrt(2 layers), unit norms.
+std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& shape, uint64_t seed);
+
+// Logits [B, T, V] for tokens [B, T] from positions 0.. (differentiable).
+at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& params,
+                           const ModelConfig& shape, const at::Tensor& tokens);
+
+// Fraction of rows whose every target is the argmax prediction: with greedy decoding each such
+// row reproduces its answer exactly.
+double ExactMatch(const at::Tensor& logits, const at::Tensor& targets);
+
+// Trains, saving the training state to `state_dir`/train_state.pt every checkpoint_every steps and
+// resuming from it when present (the options must be the same). Returns the trained model.
+absl::StatusOr<Checkpoint> TrainLlama(
+    const Tokenizer& tokenizer, const LlamaTrainingOptions& options, const std::string& state_dir,
+    const std::function<void(const LlamaTrainingProgress&)>& on_step = nullptr);
+
+}  // namespace stave
