@@ -21,7 +21,7 @@ namespace stave::cli {
 namespace {
 
 struct TrainOptions {
-  std::string out, tokenizer;
+  std::string out, tokenizer, write_corpus;
   int tokenizer_examples = 20000, threads = 0;
   LlamaTrainingOptions train;
 };
@@ -60,7 +60,18 @@ absl::StatusOr<std::string> EnsureTokenizer(const TrainOptions& o) {
   return path;
 }
 
+// --write-corpus: generated examples as text (data for stave train-router), nothing trained.
+absl::Status WriteCorpus(const TrainOptions& o) {
+  std::ofstream out(o.write_corpus);
+  out << KvRetrievalCorpus(o.tokenizer_examples, o.train.min_records, o.train.max_records,
+                           MixSeed(o.train.seed, 0xC0));
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", o.write_corpus));
+  std::fprintf(stderr, "train: wrote %d examples to %s\n", o.tokenizer_examples, o.write_corpus.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RunTrain(TrainOptions o) {
+  if (!o.write_corpus.empty()) return WriteCorpus(o);
   ConfigureThreads(o.threads);
   // Every step allocates the same large activations (attention scores are tens of MB). By
   // default glibc serves those with fresh mmaps and returns them at free, so each step spends
@@ -123,7 +134,10 @@ void AddTrainCommand(CLI::App& app) {
   s.vocab_size = 512;
   s.max_seq_len = 1024;
   auto* cmd = app.add_subcommand("train", "train a small Llama from scratch on key-value retrieval");
-  cmd->add_option("--out", o->out, "output directory (HF layout); holds the resumable training state")->required();
+  auto* out = cmd->add_option("--out", o->out, "output directory (HF layout); holds the resumable training state");
+  cmd->add_option("--write-corpus", o->write_corpus,
+                  "only write --tokenizer-examples generated examples to this text file (e.g. for train-router)")
+      ->excludes(out);
   cmd->add_option("--tokenizer", o->tokenizer, "an existing SentencePiece model (default: train one)");
   cmd->add_option("--tokenizer-examples", o->tokenizer_examples, "examples in the tokenizer corpus")->capture_default_str();
   cmd->add_option("--dim", s.dim, "model width")->capture_default_str();
@@ -144,7 +158,11 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "seed for weights, data and tokenizer corpus")->capture_default_str();
   cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
-  cmd->callback([o] { CommandStatus() = RunTrain(*o); });
+  cmd->callback([o, out] {
+    CommandStatus() = out->count() == 0 && o->write_corpus.empty()
+                          ? absl::InvalidArgumentError("give --out DIR (or --write-corpus FILE)")
+                          : RunTrain(*o);
+  });
 }
 
 }  // namespace stave::cli

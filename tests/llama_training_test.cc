@@ -1,0 +1,145 @@
+// Training from scratch: the training forward is the served model's forward, batches are
+// reproducible and target only the answers, training is deterministic and a resumed run equals
+// an uninterrupted one.
+#include <torch/torch.h>
+
+#include "core/kv_cache.h"
+#include "core/kv_retrieval.h"
+#include "core/llama_training.h"
+#include "core/rope.h"
+#include "core/transformer.h"
+#include "tests/test_support.h"
+
+namespace stave {
+namespace {
+
+// Bytes as tokens (3 + byte), so these tests need no SentencePiece model.
+class ByteTokenizer : public Tokenizer {
+ public:
+  std::vector<int> Encode(std::string_view text, bool add_bos) const override {
+    std::vector<int> ids;
+    if (add_bos) ids.push_back(1);
+    for (unsigned char c : text) ids.push_back(3 + c);
+    return ids;
+  }
+  std::string DecodeToken(int, int token) const override {
+    return token >= 3 ? std::string(1, static_cast<char>(token - 3)) : "";
+  }
+  int vocab_size() const override { return 259; }
+};
+
+LlamaTrainingOptions TinyOptions() {
+  LlamaTrainingOptions o;
+  o.shape.dim = 32;
+  o.shape.hidden_dim = 64;
+  o.shape.n_layers = 2;
+  o.shape.n_heads = 4;
+  o.shape.n_kv_heads = 4;
+  o.shape.vocab_size = 259;
+  o.shape.max_seq_len = 256;
+  o.steps = 3;
+  o.batch = 2;
+  o.min_records = 2;
+  o.max_records = 3;
+  o.queries = 2;
+  o.warmup = 1;
+  o.checkpoint_every = 2;
+  o.eval_every = 0;
+  return o;
+}
+
+TEST(LlamaTraining, TrainingForwardEqualsTheServedTransformer) {
+  auto o = TinyOptions();
+  auto params = InitLlamaParameters(o.shape, 3);
+  Checkpoint ckpt;
+  ckpt.config = o.shape;
+  for (auto& [name, t] : params) ckpt.tensors[name] = t.detach().clone();
+  ASSERT_TRUE(ValidateCheckpoint(ckpt).ok());
+  auto tokens = torch::randint(3, 259, {2, 40}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  auto trained = TrainingForward(params, o.shape, tokens);
+  Transformer served(ckpt);
+  auto cache = KvCache::Allocate(o.shape, 2, 40);
+  auto rope = MakeRopeTable(o.shape.rope_theta, o.shape.head_dim(), o.shape.max_seq_len);
+  auto logits = served.Forward(tokens, cache, rope, /*all_positions=*/true);
+  EXPECT_LT((trained - logits.view_as(trained)).abs().max().item<double>(), 1e-4);
+}
+
+TEST(LlamaTraining, BatchesAreReproducibleAndTargetOnlyAnswers) {
+  ByteTokenizer tok;
+  auto o = TinyOptions();
+  auto a = MakeKvTrainingBatch(tok, o, 5, 7);
+  auto b = MakeKvTrainingBatch(tok, o, 5, 7);
+  auto c = MakeKvTrainingBatch(tok, o, 5, 8);
+  EXPECT_TRUE(torch::equal(a.tokens, b.tokens));
+  EXPECT_TRUE(torch::equal(a.targets, b.targets));
+  EXPECT_FALSE(a.tokens.sizes() == c.tokens.sizes() && torch::equal(a.tokens, c.tokens));
+  for (int64_t row = 0; row < a.tokens.size(0); ++row) {
+    std::string supervised;
+    for (int64_t t = 0; t + 1 < a.tokens.size(1); ++t) {
+      const int64_t target = a.targets[row][t].item<int64_t>();
+      if (target == -100) continue;
+      // Each target is the next token, so the model learns to continue the sequence.
+      EXPECT_EQ(target, a.tokens[row][t + 1].item<int64_t>());
+      supervised += target == 2 ? std::string("<eos>") : tok.DecodeToken(0, static_cast<int>(target));
+    }
+    // Two answers (value + closing quote) and the final EOS; keys and records are not targets.
+    EXPECT_EQ(std::count(supervised.begin(), supervised.end(), '"'), 2) << supervised;
+    EXPECT_EQ(supervised.size(), 4 + 1 + 4 + 1 + 5u) << supervised;
+  }
+}
+
+TEST(LlamaTraining, ExactMatchCountsRowsWhoseEveryTargetIsTheArgmax) {
+  auto logits = torch::zeros({2, 3, 4});
+  logits[0][0][1] = 1;  // row 0: targets 1 then 2, both argmax
+  logits[0][1][2] = 1;
+  logits[1][0][3] = 1;  // row 1: target 3 right, target 0 wrong
+  logits[1][1][1] = 1;
+  auto targets = torch::tensor({-100, -100, -100, -100, -100, -100}).view({2, 3});
+  targets[0][0] = 1;
+  targets[0][1] = 2;
+  targets[1][0] = 3;
+  targets[1][1] = 0;
+  EXPECT_DOUBLE_EQ(ExactMatch(logits, targets), 0.5);
+}
+
+TEST(LlamaTraining, DeterministicAndResumable) {
+  ByteTokenizer tok;
+  auto o = TinyOptions();
+  testing::TempDir dir;
+  auto first = TrainLlama(tok, o, dir / "a");
+  auto second = TrainLlama(tok, o, dir / "b", [&](const LlamaTrainingProgress& p) {
+    // Keep the state of step 2, as if the run had been killed right after saving it.
+    if (p.step == 2) std::filesystem::copy_file(dir / "b/train_state.pt", dir / "step2.pt");
+  });
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  for (const auto& [name, t] : first->tensors) EXPECT_TRUE(torch::equal(t, second->tensors.at(name))) << name;
+
+  std::filesystem::copy_file(dir / "step2.pt", dir / "b/train_state.pt",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::vector<int> steps_run;
+  auto resumed = TrainLlama(tok, o, dir / "b", [&](const LlamaTrainingProgress& p) { steps_run.push_back(p.step); });
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(steps_run, std::vector<int>{3});
+  for (const auto& [name, t] : first->tensors) EXPECT_TRUE(torch::equal(t, resumed->tensors.at(name))) << name;
+
+  // Different options cannot continue that state.
+  o.lr *= 2;
+  auto mismatch = TrainLlama(tok, o, dir / "b");
+  EXPECT_EQ(mismatch.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(mismatch.status().message()), ::testing::HasSubstr("other options"));
+}
+
+TEST(LlamaTraining, RejectsExamplesLongerThanTheContext) {
+  ByteTokenizer tok;
+  auto o = TinyOptions();
+  o.max_records = 30;  // ~30 x 16 bytes > 256
+  testing::TempDir dir;
+  auto result = TrainLlama(tok, o, dir.path());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()), ::testing::HasSubstr("--max-records"));
+}
+
+}  // namespace
+}  // namespace stave
