@@ -45,16 +45,18 @@ absl::StatusOr<std::string> EnsureTokenizer(const TrainOptions& o) {
   std::fprintf(stderr, "train: training a %d-piece SentencePiece tokenizer on %d examples\n",
                o.train.shape.vocab_size, o.tokenizer_examples);
   // Identity normalisation and no dummy prefix: the text round-trips exactly and an answer
-  // encoded on its own is tokenized as it is generated after the prompt. One thread: the
-  // trainer is then deterministic.
+  // encoded on its own is tokenized as it is generated after the prompt. One thread: the trainer
+  // is then deterministic. Run inside --out with relative paths, because the model file records
+  // its input and output paths: the same command then writes the same bytes wherever --out is.
   const std::string error = TrainSentencePiece(
-      {"--input=" + corpus_path, "--model_prefix=" + o.out + "/tokenizer",
+      {"--input=training/tokenizer_corpus.txt", "--model_prefix=tokenizer",
        absl::StrCat("--vocab_size=", o.train.shape.vocab_size), "--model_type=unigram",
        "--character_coverage=1.0", "--normalization_rule_name=identity", "--add_dummy_prefix=false",
        "--remove_extra_whitespaces=false", "--byte_fallback=true", "--unk_id=0", "--bos_id=1",
        "--eos_id=2", "--pad_id=-1", "--num_threads=1", "--minloglevel=2",
        // --vocab is an upper bound: the corpus may not support that many pieces.
-       "--hard_vocab_limit=false"});
+       "--hard_vocab_limit=false"},
+      o.out);
   if (!error.empty()) return absl::InternalError(absl::StrCat("tokenizer training: ", error));
   std::filesystem::remove(o.out + "/tokenizer.vocab");
   return path;
@@ -154,6 +156,7 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--min-records", o->train.min_records, "fewest records per example")->capture_default_str();
   cmd->add_option("--max-records", o->train.max_records, "most records per example")->capture_default_str();
   cmd->add_option("--queries", o->train.queries, "queries per training example")->capture_default_str();
+  cmd->add_option("--copy-fraction", o->train.copy_fraction, "share of copying-task examples (teach matching and copying)")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between saved states")->capture_default_str();
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "seed for weights, data and tokenizer corpus")->capture_default_str();

@@ -68,6 +68,16 @@ KvRetrievalExample MakeKvRetrievalExample(int records, int gold, int queries, ui
   return ex;
 }
 
+KvCopyExample MakeKvCopyExample(int records, uint64_t seed) {
+  auto ex = MakeKvRetrievalExample(records, 0, 1, seed);
+  std::string object;
+  for (int i = 0; i < records; ++i) {
+    if (i > 0) object += ", ";
+    object += "\"" + ex.records[i].key + "\": \"" + ex.records[i].value + "\"";
+  }
+  return {std::string(kKvCopyInstruction) + "{" + object + "}\nRepeat: {", object + "}"};
+}
+
 std::string ExtractKvValue(const std::string& completion) {
   return completion.substr(0, completion.find('"'));
 }

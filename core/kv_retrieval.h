@@ -35,6 +35,15 @@ inline constexpr char kKvInstruction[] =
 // more supervised tokens per sequence). Deterministic in `seed`.
 KvRetrievalExample MakeKvRetrievalExample(int records, int gold, int queries, uint64_t seed);
 
+// The copying task that teaches the model to match and copy from its context (the mechanism
+// retrieval needs: induction heads) with a dense signal: the records, then the instruction to
+// repeat them; the answer is the records again. Deterministic in `seed`.
+struct KvCopyExample {
+  std::string prompt, answer;
+};
+inline constexpr char kKvCopyInstruction[] = "Below is a list of key-value records. Repeat them.\n";
+KvCopyExample MakeKvCopyExample(int records, uint64_t seed);
+
 // The value a completion gives: its text up to the closing quote (or all of it).
 std::string ExtractKvValue(const std::string& completion);
 

@@ -42,9 +42,21 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
   size_t longest = 0;
   for (int b = 0; b < o.batch; ++b) {
     const int gold = static_cast<int>(rng() % records);
+    const bool copy = !first_query_only && (rng() % 1000000) < o.copy_fraction * 1000000;
     auto ex = MakeKvRetrievalExample(records, gold, first_query_only ? 1 : o.queries, rng());
-    std::vector<int64_t> row, target{kIgnore};
-    row.reserve(512);
+    std::vector<int64_t> row, target;
+    if (copy) {
+      auto c = MakeKvCopyExample(records, rng());
+      auto prompt = tokenizer.Encode(c.prompt, /*add_bos=*/true);
+      row.assign(prompt.begin(), prompt.end());
+      target.assign(row.size(), kIgnore);
+      Append(row, target, tokenizer.Encode(c.answer, false), true);
+      Append(row, target, {2}, true);
+      longest = std::max(longest, row.size());
+      rows.push_back(std::move(row));
+      targets.push_back(std::move(target));
+      continue;
+    }
     auto prompt = tokenizer.Encode(ex.prompt, /*add_bos=*/true);
     row.assign(prompt.begin(), prompt.end());
     target.assign(row.size(), kIgnore);
@@ -149,7 +161,7 @@ std::string OptionsFingerprint(const LlamaTrainingOptions& o) {
       {"theta", c.rope_theta}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
       {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup}, {"weight_decay", o.weight_decay},
       {"clip", o.clip}, {"min_records", o.min_records}, {"max_records", o.max_records},
-      {"queries", o.queries}, {"seed", o.seed}};
+      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"seed", o.seed}};
   return j.dump();
 }
 

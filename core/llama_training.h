@@ -29,6 +29,7 @@ struct LlamaTrainingOptions {
   double clip = 1.0;
   int min_records = 4, max_records = 24;
   int queries = 12;             // queries per training example (the first at a uniform position)
+  double copy_fraction = 0;     // share of examples that are the copying task (kv_retrieval.h)
   int checkpoint_every = 100;   // steps between saved training states (0 = only at the end)
   int eval_every = 100;         // steps between held-out accuracy checks (0 = never)
   int eval_examples = 128;

@@ -37,7 +37,8 @@ class SentencePieceShim {
 // The trainer runs in a child process (stave_spm_train, next to the executable): it writes to
 // std::cerr, and inside the deep-bound plugin that is libstdc++'s own, never initialised copy of
 // the stream (the executable holds the live one), which crashes.
-std::string TrainSentencePiece(const std::vector<std::string>& args);
+// It runs in `working_dir`, against which relative paths in `args` resolve.
+std::string TrainSentencePiece(const std::vector<std::string>& args, const std::string& working_dir);
 inline constexpr char kSentencePieceTrainerName[] = "stave_spm_train";
 
 // The plugin's one exported symbol.
