@@ -116,7 +116,7 @@ absl::Status RunTrain(TrainOptions o) {
     else if (p.checkpointed)
       std::fputs("  (checkpoint saved)\n", stderr);
     std::fflush(stderr);
-  });
+  }, o.out);
   if (!ckpt.ok()) return ckpt.status();
   auto status = SaveHfCheckpoint(*ckpt, o.out);
   if (!status.ok()) return status;
@@ -156,6 +156,9 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--min-records", o->train.min_records, "fewest records per example")->capture_default_str();
   cmd->add_option("--max-records", o->train.max_records, "most records per example")->capture_default_str();
   cmd->add_option("--queries", o->train.queries, "queries per training example")->capture_default_str();
+  cmd->add_option("--hold-steps", o->train.hold_steps, "first steps with --min-records records only")->capture_default_str();
+  cmd->add_option("--ramp-steps", o->train.ramp_steps, "then steps over which the most records per example grows to --max-records")->capture_default_str();
+  cmd->add_flag("--loss-on-all,!--loss-on-answers", o->train.loss_on_all, "next-token loss on every position (default: answers only)");
   cmd->add_option("--copy-fraction", o->train.copy_fraction, "share of copying-task examples (teach matching and copying)")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between saved states")->capture_default_str();
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();

@@ -28,7 +28,7 @@ struct KvRetrievalExample {
 };
 
 inline constexpr char kKvInstruction[] =
-    "Below is a list of key-value records. Give the value of the query key.\n";
+    "Find the value of the query key.\n";
 
 // The ".. records .. then query" example for `records` records whose first query asks the record
 // at `gold` (0-based); `queries` - 1 further distinct records are asked after it (training only:
@@ -41,7 +41,7 @@ KvRetrievalExample MakeKvRetrievalExample(int records, int gold, int queries, ui
 struct KvCopyExample {
   std::string prompt, answer;
 };
-inline constexpr char kKvCopyInstruction[] = "Below is a list of key-value records. Repeat them.\n";
+inline constexpr char kKvCopyInstruction[] = "Repeat the records.\n";
 KvCopyExample MakeKvCopyExample(int records, uint64_t seed);
 
 // The value a completion gives: its text up to the closing quote (or all of it).

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "core/hf_checkpoint.h"
 #include "core/kv_retrieval.h"
 #include "core/rope.h"
 #include "nlohmann/json.hpp"
@@ -37,7 +38,14 @@ void Append(std::vector<int64_t>& row, std::vector<int64_t>& targets, const std:
 KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrainingOptions& o,
                                     uint64_t seed, int64_t step, bool first_query_only) {
   std::mt19937_64 rng(MixSeed(seed, static_cast<uint64_t>(step)));
-  const int records = o.min_records + static_cast<int>(rng() % (o.max_records - o.min_records + 1));
+  int most = o.max_records;
+  if (step <= o.hold_steps) {
+    most = o.min_records;
+  } else if (step < o.hold_steps + o.ramp_steps) {
+    most = o.min_records +
+           static_cast<int>((o.max_records - o.min_records) * (step - o.hold_steps) / o.ramp_steps);
+  }
+  const int records = o.min_records + static_cast<int>(rng() % (most - o.min_records + 1));
   std::vector<std::vector<int64_t>> rows, targets;
   size_t longest = 0;
   for (int b = 0; b < o.batch; ++b) {
@@ -52,6 +60,8 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
       target.assign(row.size(), kIgnore);
       Append(row, target, tokenizer.Encode(c.answer, false), true);
       Append(row, target, {2}, true);
+      if (o.loss_on_all)
+        for (size_t t = 0; t + 1 < row.size(); ++t) target[t] = row[t + 1];
       longest = std::max(longest, row.size());
       rows.push_back(std::move(row));
       targets.push_back(std::move(target));
@@ -69,6 +79,8 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
         Append(row, target, {2}, !first_query_only);
       }
     }
+    if (o.loss_on_all && !first_query_only)
+      for (size_t t = 0; t + 1 < row.size(); ++t) target[t] = row[t + 1];
     longest = std::max(longest, row.size());
     rows.push_back(std::move(row));
     targets.push_back(std::move(target));
@@ -161,7 +173,7 @@ std::string OptionsFingerprint(const LlamaTrainingOptions& o) {
       {"theta", c.rope_theta}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
       {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup}, {"weight_decay", o.weight_decay},
       {"clip", o.clip}, {"min_records", o.min_records}, {"max_records", o.max_records},
-      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"seed", o.seed}};
+      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"hold_steps", o.hold_steps}, {"ramp_steps", o.ramp_steps}, {"loss_on_all", o.loss_on_all}, {"seed", o.seed}};
   return j.dump();
 }
 
@@ -276,24 +288,34 @@ struct Trainer {
       if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) p.eval_accuracy = HeldOutAccuracy();
       if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || step == o.steps) {
         Save(step);
+        // The model so far, servable while training goes on.
+        if (!export_dir.empty()) {
+          auto status = SaveHfCheckpoint(Snapshot(), export_dir);
+          if (!status.ok()) return status;
+        }
         p.checkpointed = true;
       }
       if (on_step) on_step(p);
     }
+    return Snapshot();
+  }
+
+  Checkpoint Snapshot() const {
     Checkpoint ckpt;
     ckpt.config = o.shape;
     for (auto& [name, t] : params) ckpt.tensors[name] = t.detach().clone();
-    ckpt.source = state_dir_name;
+    ckpt.source = state_path;
     return ckpt;
   }
-  std::string state_dir_name;
+  std::string export_dir;
 };
 
 }  // namespace
 
 absl::StatusOr<Checkpoint> TrainLlama(const Tokenizer& tokenizer, const LlamaTrainingOptions& options,
                                       const std::string& state_dir,
-                                      const std::function<void(const LlamaTrainingProgress&)>& on_step) {
+                                      const std::function<void(const LlamaTrainingProgress&)>& on_step,
+                                      const std::string& export_dir) {
   const auto& c = options.shape;
   auto status = ValidateConfig(c, "training shape");
   if (!status.ok()) return status;
@@ -307,7 +329,7 @@ absl::StatusOr<Checkpoint> TrainLlama(const Tokenizer& tokenizer, const LlamaTra
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", state_dir, ": ", ec.message()));
   Trainer trainer{tokenizer, options, state_dir + "/train_state.pt", state_dir + "/train_state.json"};
-  trainer.state_dir_name = state_dir;
+  trainer.export_dir = export_dir;
   try {
     // Longest training sequence must fit the context.
     LlamaTrainingOptions longest = options;

@@ -42,6 +42,9 @@ LlamaTrainingOptions TinyOptions() {
   o.min_records = 2;
   o.max_records = 3;
   o.queries = 2;
+  o.copy_fraction = 0;
+  o.hold_steps = 0;
+  o.ramp_steps = 0;
   o.warmup = 1;
   o.checkpoint_every = 2;
   o.eval_every = 0;
@@ -87,6 +90,37 @@ TEST(LlamaTraining, BatchesAreReproducibleAndTargetOnlyAnswers) {
     EXPECT_EQ(std::count(supervised.begin(), supervised.end(), '"'), 2) << supervised;
     EXPECT_EQ(supervised.size(), 4 + 1 + 4 + 1 + 5u) << supervised;
   }
+}
+
+TEST(LlamaTraining, CurriculumHoldsThenRampsTheRecordCount) {
+  ByteTokenizer tok;
+  auto o = TinyOptions();
+  o.min_records = 1;
+  o.max_records = 9;
+  o.hold_steps = 10;
+  o.ramp_steps = 8;
+  o.batch = 1;
+  auto records = [&](int64_t step) {
+    auto b = MakeKvTrainingBatch(tok, o, 1, step);
+    const std::string text = tok.Decode(std::vector<int>(b.tokens[0].data_ptr<int64_t>(),
+                                                        b.tokens[0].data_ptr<int64_t>() + b.tokens.size(1)), 0);
+    const auto object = text.substr(0, text.find('}'));
+    return std::count(object.begin(), object.end(), ':');
+  };
+  int most_late = 0;
+  for (int64_t step = 1; step <= 10; ++step) EXPECT_EQ(records(step), 1) << step;
+  for (int64_t step = 11; step <= 14; ++step) EXPECT_LE(records(step), 1 + 8 * (step - 10) / 8) << step;
+  for (int64_t step = 100; step < 140; ++step) most_late = std::max<int>(most_late, records(step));
+  EXPECT_GT(most_late, 5);
+}
+
+TEST(LlamaTraining, CopyExamplesAskForTheRecordsAgain) {
+  auto a = MakeKvCopyExample(5, 9), b = MakeKvCopyExample(5, 9);
+  EXPECT_EQ(a.prompt, b.prompt);
+  EXPECT_EQ(a.answer, b.answer);
+  const auto object = a.prompt.substr(a.prompt.find('{') + 1, a.prompt.find('}') - a.prompt.find('{') - 1);
+  EXPECT_EQ(a.answer, object + "}");
+  EXPECT_TRUE(a.prompt.rfind(kKvCopyInstruction, 0) == 0);
 }
 
 TEST(LlamaTraining, ExactMatchCountsRowsWhoseEveryTargetIsTheArgmax) {
