@@ -110,6 +110,7 @@ absl::Status RunTrain(TrainOptions o) {
     const int width = 30, done = width * p.step / p.steps;
     std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  lr %.2g  %.0f tok/s  %.0f s", std::string(done, '#').c_str(),
                  std::string(width - done, '.').c_str(), p.step, p.steps, p.loss, p.lr, p.tokens_per_s, elapsed);
+    if (p.records_cap > 0) std::fprintf(stderr, "  records <= %d", p.records_cap);
     if (p.eval_accuracy >= 0)
       std::fprintf(stderr, "  held-out exact match %.1f%%%s\n", 100 * p.eval_accuracy,
                    p.checkpointed ? "  (checkpoint saved)" : "");
@@ -159,6 +160,7 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--hold-steps", o->train.hold_steps, "first steps with --min-records records only")->capture_default_str();
   cmd->add_option("--ramp-steps", o->train.ramp_steps, "then steps over which the most records per example grows to --max-records")->capture_default_str();
   cmd->add_flag("--loss-on-all,!--loss-on-answers", o->train.loss_on_all, "next-token loss on every position (default: answers only)");
+  cmd->add_option("--promote-at", o->train.promote_at, "adaptive curriculum: one record more once held-out exact match reaches this (0 = off)")->capture_default_str();
   cmd->add_option("--copy-fraction", o->train.copy_fraction, "share of copying-task examples (teach matching and copying)")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between saved states")->capture_default_str();
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();

@@ -18,6 +18,7 @@ namespace stave {
 namespace {
 
 constexpr int64_t kIgnore = -100;
+constexpr int kPromoteEvery = 50;  // steps between adaptive-curriculum checks
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   return x * (x.square().mean(-1, /*keepdim=*/true) + eps).rsqrt() * weight;
@@ -173,7 +174,7 @@ std::string OptionsFingerprint(const LlamaTrainingOptions& o) {
       {"theta", c.rope_theta}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
       {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup}, {"weight_decay", o.weight_decay},
       {"clip", o.clip}, {"min_records", o.min_records}, {"max_records", o.max_records},
-      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"hold_steps", o.hold_steps}, {"ramp_steps", o.ramp_steps}, {"loss_on_all", o.loss_on_all}, {"seed", o.seed}};
+      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"hold_steps", o.hold_steps}, {"promote_at", o.promote_at}, {"ramp_steps", o.ramp_steps}, {"loss_on_all", o.loss_on_all}, {"seed", o.seed}};
   return j.dump();
 }
 
@@ -190,6 +191,7 @@ struct Trainer {
   std::string state_path, fingerprint_path;
   std::map<std::string, at::Tensor> params;
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  int cap = 0;  // adaptive curriculum: the most records per example so far
 
   void BuildOptimizer() {
     std::vector<at::Tensor> decay, no_decay;
@@ -206,6 +208,7 @@ struct Trainer {
     torch::serialize::OutputArchive archive;
     for (auto& [name, t] : params) archive.write(name, t.detach());
     archive.write("step", torch::tensor(static_cast<int64_t>(step)));
+    archive.write("records_cap", torch::tensor(static_cast<int64_t>(cap)));
     torch::serialize::OutputArchive opt;
     optimizer->save(opt);
     archive.write("optimizer", opt);
@@ -235,18 +238,23 @@ struct Trainer {
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
     optimizer->load(opt);
+    at::Tensor saved_cap;
+    archive.read("records_cap", saved_cap);
+    cap = static_cast<int>(saved_cap.item<int64_t>());
     return static_cast<int>(step.item<int64_t>());
   }
 
-  double HeldOutAccuracy() {
+  // Greedy exact match on held-out examples of `records` records (examples: how many).
+  double HeldOutAccuracy(int records, int examples, uint64_t stream) {
     torch::NoGradGuard no_grad;
     LlamaTrainingOptions eval = o;
-    eval.min_records = eval.max_records;  // the training length: the hardest case it saw
+    eval.min_records = eval.max_records = records;
+    eval.hold_steps = eval.ramp_steps = 0;
     double correct = 0;
     int seen = 0;
-    for (int64_t i = 0; seen < o.eval_examples; ++i) {
-      eval.batch = std::min(o.batch, o.eval_examples - seen);
-      auto batch = MakeKvTrainingBatch(tokenizer, eval, MixSeed(o.seed, 0xE7A1), i, true);
+    for (int64_t i = 0; seen < examples; ++i) {
+      eval.batch = std::min(o.batch, examples - seen);
+      auto batch = MakeKvTrainingBatch(tokenizer, eval, MixSeed(o.seed, stream), i, true);
       correct += ExactMatch(TrainingForward(params, o.shape, batch.tokens), batch.targets) * eval.batch;
       seen += eval.batch;
     }
@@ -255,6 +263,7 @@ struct Trainer {
 
   absl::StatusOr<Checkpoint> Run(const std::function<void(const LlamaTrainingProgress&)>& on_step) {
     params = InitLlamaParameters(o.shape, o.seed);
+    cap = o.min_records;
     BuildOptimizer();
     auto resumed = Resume();
     if (!resumed.ok()) return resumed.status();
@@ -269,7 +278,12 @@ struct Trainer {
       const double lr = LearningRate(o, step);
       for (auto& group : optimizer->param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      auto batch = MakeKvTrainingBatch(tokenizer, o, o.seed, step);
+      LlamaTrainingOptions now = o;
+      if (o.promote_at > 0) {  // adaptive curriculum: records up to the current cap
+        now.max_records = cap;
+        now.hold_steps = now.ramp_steps = 0;
+      }
+      auto batch = MakeKvTrainingBatch(tokenizer, now, o.seed, step);
       auto logits = TrainingForward(params, o.shape, batch.tokens);
       auto loss = torch::nn::functional::cross_entropy(
           logits.view({-1, logits.size(-1)}), batch.targets.view(-1),
@@ -285,7 +299,11 @@ struct Trainer {
       p.lr = lr;
       p.tokens_per_s = batch.tokens.numel() /
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) p.eval_accuracy = HeldOutAccuracy();
+      if (o.promote_at > 0 && cap < o.max_records && step % kPromoteEvery == 0 &&
+          HeldOutAccuracy(cap, 64, MixSeed(0xCA9, step)) >= o.promote_at)
+        ++cap;
+      p.records_cap = o.promote_at > 0 ? cap : 0;
+      if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) p.eval_accuracy = HeldOutAccuracy(o.max_records, o.eval_examples, 0xE7A1);
       if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || step == o.steps) {
         Save(step);
         // The model so far, servable while training goes on.

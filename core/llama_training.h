@@ -34,6 +34,10 @@ struct LlamaTrainingOptions {
   // such examples are diluted among bigger ones), then to match keys among more and more records.
   int hold_steps = 600;
   int ramp_steps = 3000;
+  // Adaptive curriculum instead (when > 0): start at min_records; every 50 steps, when the greedy
+  // exact match on 64 held-out examples at the current most records reaches promote_at, allow one
+  // record more.
+  double promote_at = 0;
   int queries = 6;              // queries per training example (the first at a uniform position)
   // Next-token loss on every position, not only the answers: the random keys and values add
   // irreducible loss, but predicting the record structure forms the previous-token heads that
@@ -51,6 +55,7 @@ struct LlamaTrainingProgress {
   double loss = 0, lr = 0, tokens_per_s = 0;
   double eval_accuracy = -1;  // exact match on held-out examples, when evaluated at this step
   bool checkpointed = false;
+  int records_cap = 0;  // adaptive curriculum: the most records per example now
 };
 
 // Token ids and targets (-100 = not trained on) of one batch, padded to the longest row.
