@@ -1,8 +1,7 @@
 # stave as a container: staved (ENTRYPOINT) and the stave client, on debian:bookworm-slim.
 #
 #   build:  ../shared/tools/container-check.sh build . localhost/stave:dev   (or: docker build -t stave .)
-#   run:    docker run -p 50051:50051 -p 9090:9090 stave          (the embedded default model)
-#           docker run -p 50051:50051 -p 9090:9090 -v /path/to/models:/models \
+#   run:    docker run -p 50051:50051 -p 9090:9090 -v /path/to/models:/models \
 #             -e STAVE_MODEL=/models/stories260K.bin stave --tokenizer /models/tok512.bin
 #
 # Build stage: Debian's -dev packages (the Makefile's list) and a Release build of the two
@@ -12,8 +11,9 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# models/default is the embedded default model, served when no model is named.
-RUN make deps && rm -rf /var/lib/apt/lists/* \
+# models/default is the embedded default model, served when no model is named (#7: not
+# committed yet, so models/ may be absent).
+RUN mkdir -p models && make deps && rm -rf /var/lib/apt/lists/* \
  && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build build -j"$(nproc)" --target stave staved stave_sentencepiece stave_spm_train
 # The Debian packages that own every library the binaries link, plus the two that are loaded at
@@ -34,8 +34,8 @@ COPY --from=build /src/build/bin/stave /src/build/bin/staved /src/build/bin/libs
      /src/build/bin/stave_spm_train /usr/local/bin/
 COPY --from=build /src/models /usr/share/stave/models
 USER stave
-# Other models are mounted here; STAVE_MODEL (or --model) names the one to serve. Empty: the
-# embedded default model (/usr/share/stave/models/default).
+# Models are mounted here; STAVE_MODEL (or --model) names the one to serve. Empty: the embedded
+# default model (/usr/share/stave/models/default), once #7 commits it.
 VOLUME /models
 ENV STAVE_MODEL=""
 EXPOSE 50051 9090
