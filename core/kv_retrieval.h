@@ -3,9 +3,10 @@
 // then a query key; the model must copy the queried record's value. The default model is trained
 // on it and `stave eval kv-retrieval` measures it. Plain std, deterministic given a seed.
 //
-// Keys and values are made of lowercase consonant-vowel syllables ("moka", "rezi"): letters are
-// one Unicode script, so SentencePiece never merges them with the surrounding quotes and a key is
-// tokenized the same in its record and in the query; that keeps retrieval a token-level copy.
+// Keys and values are lowercase consonant-vowel syllables ("mo", "re"; 70 of them, so at most 70
+// records): letters are one Unicode script, so SentencePiece never merges them with the
+// surrounding quotes and a key is tokenized the same in its record and in the query; that keeps
+// retrieval a token-level copy.
 #pragma once
 
 #include <cstdint>
@@ -27,12 +28,16 @@ struct KvRetrievalExample {
   std::vector<std::string> between;
 };
 
+// Distinct keys available: records per example at most.
+inline constexpr int kKvMaxRecords = 70;
+
 inline constexpr char kKvInstruction[] =
     "Find the value of the query key.\n";
 
 // The ".. records .. then query" example for `records` records whose first query asks the record
 // at `gold` (0-based); `queries` - 1 further distinct records are asked after it (training only:
-// more supervised tokens per sequence). Deterministic in `seed`.
+// more supervised tokens per sequence). Deterministic in `seed`. `records` is clamped to
+// 1..kKvMaxRecords (callers validate user input against it first).
 KvRetrievalExample MakeKvRetrievalExample(int records, int gold, int queries, uint64_t seed);
 
 // The copying task that teaches the model to match and copy from its context (the mechanism

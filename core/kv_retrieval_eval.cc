@@ -37,7 +37,9 @@ absl::StatusOr<std::vector<KvEvalCell>> RunKvRetrievalEval(
   if (o.records.empty() || o.modes.empty() || o.samples < 1)
     return absl::InvalidArgumentError("give at least one record count, one mode and samples >= 1");
   for (int r : o.records)
-    if (r < 1) return absl::InvalidArgumentError(absl::StrCat("--records: ", r, " is not a record count"));
+    if (r < 1 || r > kKvMaxRecords)
+      return absl::InvalidArgumentError(absl::StrCat("--records: ", r, " is not a record count in 1..",
+                                                     kKvMaxRecords, " (there are ", kKvMaxRecords, " distinct keys)"));
   // The grid first, so progress knows the total.
   struct Job {
     int records, position;

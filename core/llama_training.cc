@@ -341,8 +341,9 @@ absl::StatusOr<Checkpoint> TrainLlama(const Tokenizer& tokenizer, const LlamaTra
     return absl::InvalidArgumentError(absl::StrCat("vocab ", c.vocab_size, " differs from the tokenizer's ",
                                                    tokenizer.vocab_size()));
   if (options.steps < 1 || options.batch < 1 || options.min_records < 1 ||
-      options.max_records < options.min_records || options.queries < 1)
-    return absl::InvalidArgumentError("steps, batch, queries and min-records must be >= 1 and max-records >= min-records");
+      options.max_records < options.min_records || options.max_records > kKvMaxRecords || options.queries < 1)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "steps, batch, queries and min-records must be >= 1 and min-records <= max-records <= ", kKvMaxRecords));
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", state_dir, ": ", ec.message()));

@@ -48,6 +48,12 @@ TEST(KvRetrievalData, PromptAsksTheGoldRecordWhoseKeyIsUnique) {
   }
 }
 
+TEST(KvRetrievalData, AsManyRecordsAsThereAreKeys) {
+  auto ex = MakeKvRetrievalExample(kKvMaxRecords, kKvMaxRecords - 1, 1, 5);
+  EXPECT_EQ(ex.records.size(), static_cast<size_t>(kKvMaxRecords));
+  EXPECT_EQ(MakeKvRetrievalExample(kKvMaxRecords + 5, 0, 1, 5).records.size(), static_cast<size_t>(kKvMaxRecords));
+}
+
 TEST(KvRetrievalData, ExtractValueStopsAtTheQuote) {
   EXPECT_EQ(ExtractKvValue("doka\"\nQuery"), "doka");
   EXPECT_EQ(ExtractKvValue("doka"), "doka");
@@ -163,6 +169,8 @@ TEST(KvRetrievalEval, PositionListsAndErrors) {
   EXPECT_EQ(RunKvRetrievalEval(o, answer).status().code(), absl::StatusCode::kInvalidArgument);
   o.positions = {};
   o.records = {0};
+  EXPECT_EQ(RunKvRetrievalEval(o, answer).status().code(), absl::StatusCode::kInvalidArgument);
+  o.records = {kKvMaxRecords + 1};  // more records than distinct keys
   EXPECT_EQ(RunKvRetrievalEval(o, answer).status().code(), absl::StatusCode::kInvalidArgument);
   o.records = {3};
   auto failing = [](const std::string&, const std::string&) -> absl::StatusOr<KvAnswer> {

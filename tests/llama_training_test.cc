@@ -88,7 +88,7 @@ TEST(LlamaTraining, BatchesAreReproducibleAndTargetOnlyAnswers) {
     }
     // Two answers (value + closing quote) and the final EOS; keys and records are not targets.
     EXPECT_EQ(std::count(supervised.begin(), supervised.end(), '"'), 2) << supervised;
-    EXPECT_EQ(supervised.size(), 4 + 1 + 4 + 1 + 5u) << supervised;
+    EXPECT_EQ(supervised.size(), 2 + 1 + 2 + 1 + 5u) << supervised;
   }
 }
 
