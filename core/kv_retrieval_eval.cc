@@ -61,7 +61,10 @@ absl::StatusOr<std::vector<KvEvalCell>> RunKvRetrievalEval(
   std::map<std::pair<std::string, int>, KvEvalCell> per_count;
   for (const auto& job : jobs) {
     for (const auto& mode : o.modes) {
-      KvEvalCell cell{mode, job.records, job.position};
+      KvEvalCell cell;
+      cell.mode = mode;
+      cell.records = job.records;
+      cell.position = job.position;
       double tokens = 0;
       for (int s = 0; s < o.samples; ++s) {
         // Seeded by the example, not the mode: every mode answers the same prompts.

@@ -1,6 +1,7 @@
 // Training a Llama from scratch on key-value retrieval (kv_retrieval.h): how the embedded default
-// model is made. A plain batched forward with autograd (no KV cache), next-token cross-entropy on
-// the answer tokens only (keys and values are random: nothing else is learnable), AdamW with
+// model is to be made (#7; README "The default model: status"). A plain batched forward with
+// autograd (no KV cache), next-token cross-entropy on the answer tokens (keys and values are
+// random: nothing else is learnable) unless loss_on_all, AdamW with
 // warm-up and cosine decay, gradient clipping. Deterministic given a seed: the batch of step s
 // depends only on (seed, s), so a run resumed from a checkpoint continues exactly as an
 // uninterrupted one would.
@@ -39,9 +40,9 @@ struct LlamaTrainingOptions {
   // record more.
   double promote_at = 0;
   int queries = 6;              // queries per training example (the first at a uniform position)
-  // Next-token loss on every position, not only the answers: the random keys and values add
-  // irreducible loss, but predicting the record structure forms the previous-token heads that
-  // matching and copying are built from, and every syllable's embedding gets trained.
+  // Next-token loss on every position, not only the answers. The idea: the random keys and values
+  // add irreducible loss, but predicting the record structure calls for the previous-token heads
+  // that matching and copying are built from. Not seen to help in a 350-step trial.
   bool loss_on_all = false;
   double copy_fraction = 0.3;   // share of examples that are the copying task (kv_retrieval.h)
   int checkpoint_every = 250;   // steps between saved training states (0 = only at the end)
