@@ -347,8 +347,8 @@ absl::StatusOr<Checkpoint> TrainLlama(const Tokenizer& tokenizer, const LlamaTra
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", state_dir, ": ", ec.message()));
-  Trainer trainer{tokenizer, options, state_dir + "/train_state.pt", state_dir + "/train_state.json"};
-  trainer.export_dir = export_dir;
+  Trainer trainer{tokenizer, options, state_dir + "/train_state.pt", state_dir + "/train_state.json",
+                  {}, nullptr, 0, export_dir};
   try {
     // Longest training sequence must fit the context.
     LlamaTrainingOptions longest = options;
