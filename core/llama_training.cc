@@ -12,6 +12,7 @@
 #include "core/hf_checkpoint.h"
 #include "core/kv_retrieval.h"
 #include "core/rope.h"
+#include "core/text_file.h"
 #include "nlohmann/json.hpp"
 
 namespace stave {
@@ -52,32 +53,29 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
   for (int b = 0; b < o.batch; ++b) {
     const int gold = static_cast<int>(rng() % records);
     const bool copy = !first_query_only && (rng() % 1000000) < o.copy_fraction * 1000000;
-    auto ex = MakeKvRetrievalExample(records, gold, first_query_only ? 1 : o.queries, rng());
+    const uint64_t example_seed = rng();
     std::vector<int64_t> row, target;
-    if (copy) {
-      auto c = MakeKvCopyExample(records, rng());
-      auto prompt = tokenizer.Encode(c.prompt, /*add_bos=*/true);
-      row.assign(prompt.begin(), prompt.end());
+    auto start = [&](const std::string& prompt) {
+      auto ids = tokenizer.Encode(prompt, /*add_bos=*/true);
+      row.assign(ids.begin(), ids.end());
       target.assign(row.size(), kIgnore);
+    };
+    if (copy) {
+      auto c = MakeKvCopyExample(records, example_seed);
+      start(c.prompt);
       Append(row, target, tokenizer.Encode(c.answer, false), true);
       Append(row, target, {2}, true);
-      if (o.loss_on_all)
-        for (size_t t = 0; t + 1 < row.size(); ++t) target[t] = row[t + 1];
-      longest = std::max(longest, row.size());
-      rows.push_back(std::move(row));
-      targets.push_back(std::move(target));
-      continue;
-    }
-    auto prompt = tokenizer.Encode(ex.prompt, /*add_bos=*/true);
-    row.assign(prompt.begin(), prompt.end());
-    target.assign(row.size(), kIgnore);
-    for (size_t q = 0; q < ex.answers.size(); ++q) {
-      Append(row, target, tokenizer.Encode(ex.answers[q], false), true);
-      if (q + 1 < ex.answers.size()) {
-        Append(row, target, tokenizer.Encode(ex.between[q], false), false);
-      } else {
-        // Decoding stops on EOS after the last answer; first_query_only rows stop scoring here.
-        Append(row, target, {2}, !first_query_only);
+    } else {
+      auto ex = MakeKvRetrievalExample(records, gold, first_query_only ? 1 : o.queries, example_seed);
+      start(ex.prompt);
+      for (size_t q = 0; q < ex.answers.size(); ++q) {
+        Append(row, target, tokenizer.Encode(ex.answers[q], false), true);
+        if (q + 1 < ex.answers.size()) {
+          Append(row, target, tokenizer.Encode(ex.between[q], false), false);
+        } else {
+          // Decoding stops on EOS after the last answer; first_query_only rows stop scoring here.
+          Append(row, target, {2}, !first_query_only);
+        }
       }
     }
     if (o.loss_on_all && !first_query_only)
@@ -124,13 +122,11 @@ at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& p, const Mod
                            const at::Tensor& tokens) {
   const int64_t B = tokens.size(0), T = tokens.size(1), hd = c.head_dim();
   const int64_t nh = c.n_heads, nkv = c.n_kv_heads;
-  // Built per call: training sequences are short and this is negligible next to the matmuls.
-  static thread_local std::map<std::pair<int64_t, double>, RopeTable> tables;
-  auto key = std::make_pair(hd, c.rope_theta);
-  if (!tables.count(key)) tables[key] = MakeRopeTable(c.rope_theta, hd, c.max_seq_len, c.rope_scaling);
-  const RopeTable& rope = tables[key];
-  auto cos = rope.cos.narrow(0, 0, T).view({1, T, 1, hd});
-  auto sin = rope.sin_signed.narrow(0, 0, T).view({1, T, 1, hd});
+  // Built per call, for the T positions used: T x head_dim angles are negligible next to the
+  // matmuls, and nothing cached can go stale when the shape changes.
+  const RopeTable rope = MakeRopeTable(c.rope_theta, static_cast<int>(hd), static_cast<int>(T), c.rope_scaling);
+  auto cos = rope.cos.view({1, T, 1, hd});
+  auto sin = rope.sin_signed.view({1, T, 1, hd});
   auto future = torch::ones({T, T}, torch::kBool).triu(1);
 
   auto x = torch::embedding(p.at("model.embed_tokens.weight"), tokens);  // [B, T, dim]
@@ -220,8 +216,8 @@ struct Trainer {
   // The step the saved state reached (0 when there is none).
   absl::StatusOr<int> Resume() {
     if (!std::filesystem::exists(state_path)) return 0;
-    std::ifstream f(fingerprint_path);
-    std::string saved((std::istreambuf_iterator<char>(f)), {});
+    auto read = ReadTextFile(fingerprint_path);
+    const std::string saved = read.ok() ? *read : "(no " + fingerprint_path + ")";
     if (saved != OptionsFingerprint(o))
       return absl::FailedPreconditionError(absl::StrCat(
           state_path, " was saved with other options (", saved, "); use the same options or another --out"));

@@ -29,34 +29,27 @@ std::string PluginPath() {
   return NextToExecutable(kSentencePiecePluginName);
 }
 
-// The plugin, opened once; nullptr and *error set when it cannot be loaded.
-void* PluginHandle(std::string* error) {
-  static std::string load_error;
-  static void* handle = [] {
-    const std::string plugin = PluginPath();
-    void* h = dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-    if (h == nullptr) load_error = std::string("cannot load the sentencepiece plugin: ") + dlerror();
-    return h;
-  }();
-  if (handle == nullptr) *error = load_error;
-  return handle;
-}
-
-template <typename Fn>
-Fn PluginSymbol(const char* name, std::string* error) {
-  void* handle = PluginHandle(error);
-  if (handle == nullptr) return nullptr;
-  auto fn = reinterpret_cast<Fn>(dlsym(handle, name));
-  if (fn == nullptr) *error = PluginPath() + " lacks " + name;
-  return fn;
-}
-
 }  // namespace
 
 std::unique_ptr<SentencePieceShim> SentencePieceShim::Load(const std::string& path,
                                                            std::string* error) {
-  auto factory = PluginSymbol<SentencePieceFactory>(kSentencePieceFactorySymbol, error);
-  if (factory == nullptr) return nullptr;
+  // The plugin is opened and its factory looked up once.
+  static std::string load_error;
+  static SentencePieceFactory factory = [] {
+    const std::string plugin = PluginPath();
+    void* handle = dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (handle == nullptr) {
+      load_error = std::string("cannot load the sentencepiece plugin: ") + dlerror();
+      return SentencePieceFactory{nullptr};
+    }
+    auto found = reinterpret_cast<SentencePieceFactory>(dlsym(handle, kSentencePieceFactorySymbol));
+    if (found == nullptr) load_error = plugin + " lacks " + kSentencePieceFactorySymbol;
+    return found;
+  }();
+  if (factory == nullptr) {
+    *error = load_error;
+    return nullptr;
+  }
   return std::unique_ptr<SentencePieceShim>(factory(path.c_str(), error));
 }
 
