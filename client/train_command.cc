@@ -9,6 +9,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "client/commands.h"
 #include "core/hf_checkpoint.h"
 #include "core/kv_retrieval.h"
@@ -25,6 +27,14 @@ struct TrainOptions {
   int tokenizer_examples = 20000, threads = 0;
   LlamaTrainingOptions train;
 };
+
+// SentencePiece reads list flags as CSV: each field quoted, its quotes doubled (the key pieces
+// contain quotes).
+std::string SentencePieceCsv(const std::vector<std::string>& fields) {
+  std::vector<std::string> quoted;
+  for (const auto& f : fields) quoted.push_back("\"" + absl::StrReplaceAll(f, {{"\"", "\"\""}}) + "\"");
+  return absl::StrJoin(quoted, ",");
+}
 
 // Trains the SentencePiece model on a generated corpus, unless one is given or already there
 // (a resumed run).
@@ -46,8 +56,8 @@ absl::StatusOr<std::string> EnsureTokenizer(const TrainOptions& o) {
                o.train.shape.vocab_size, o.tokenizer_examples);
   // Identity normalisation and no dummy prefix: the text round-trips exactly and an answer
   // encoded on its own is tokenized as it is generated after the prompt. One thread: the trainer
-  // is then deterministic. Pieces may span spaces, so the separators `": "` and `", "` become
-  // single tokens (a record is then key, separator, value, separator). Run inside --out with relative paths, because the model file records
+  // is then deterministic. Pieces may span spaces; keys with their separator and values are
+  // fixed pieces (KvTokenizerSymbols). Run inside --out with relative paths, because the model file records
   // its input and output paths: the same command then writes the same bytes wherever --out is.
   const std::string error = TrainSentencePiece(
       {"--input=training/tokenizer_corpus.txt", "--model_prefix=tokenizer",
@@ -56,7 +66,8 @@ absl::StatusOr<std::string> EnsureTokenizer(const TrainOptions& o) {
        "--remove_extra_whitespaces=false", "--byte_fallback=true", "--unk_id=0", "--bos_id=1",
        "--eos_id=2", "--pad_id=-1", "--num_threads=1", "--minloglevel=2",
        // --vocab is an upper bound: the corpus may not support that many pieces.
-       "--hard_vocab_limit=false", "--split_by_whitespace=false"},
+       "--hard_vocab_limit=false", "--split_by_whitespace=false",
+       "--user_defined_symbols=" + SentencePieceCsv(KvTokenizerSymbols())},
       o.out);
   if (!error.empty()) return absl::InternalError(absl::StrCat("tokenizer training: ", error));
   std::filesystem::remove(o.out + "/tokenizer.vocab");

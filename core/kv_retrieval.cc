@@ -9,10 +9,9 @@ namespace {
 
 constexpr char kConsonants[] = "bdfgklmnprstvz";
 constexpr char kVowels[] = "aeiou";
-// One syllable per key and value (70 of them): each is one or two tokens, so a record is about
-// five tokens and the value sits right after a separator token, the associative-recall layout
-// small models learn fastest (measured: two-syllable words never left the first curriculum
-// stage in 3387 steps; one-syllable words copied 1-record values perfectly by step 2500).
+// One syllable per key and value (70 of them): each is one token (KvTokenizerSymbols), so a
+// record is three tokens and the value follows its key piece directly (measured before fixed
+// pieces: two-syllable words never left the first curriculum stage in 3387 steps).
 constexpr int kSyllablesPerWord = 1;
 
 // Uniform in [0, n): modulo of a 64-bit draw (bias < n / 2^64), unlike std distributions the
@@ -84,6 +83,19 @@ KvCopyExample MakeKvCopyExample(int records, uint64_t seed) {
     object += "\"" + ex.records[i].key + "\": \"" + ex.records[i].value + "\"";
   }
   return {std::string(kKvCopyInstruction) + "{" + object + "}\nRepeat: {", object + "}"};
+}
+
+std::vector<std::string> KvTokenizerSymbols() {
+  static_assert(kSyllablesPerWord == 1, "the fixed pieces are single syllables");
+  std::vector<std::string> keys, syllables;
+  for (const char* c = kConsonants; *c; ++c)
+    for (const char* v = kVowels; *v; ++v) {
+      const std::string syllable{*c, *v};
+      keys.push_back("\"" + syllable + "\":\u2581\"");
+      syllables.push_back(syllable);
+    }
+  keys.insert(keys.end(), syllables.begin(), syllables.end());
+  return keys;
 }
 
 std::string ExtractKvValue(const std::string& completion) {

@@ -4,9 +4,10 @@
 // on it and `stave eval kv-retrieval` measures it. Plain std, deterministic given a seed.
 //
 // Keys and values are lowercase consonant-vowel syllables ("mo", "re"; 70 of them, so at most 70
-// records): letters are one Unicode script, so SentencePiece never merges them with the
-// surrounding quotes and a key is tokenized the same in its record and in the query; that keeps
-// retrieval a token-level copy.
+// records). The tokenizer gets each syllable and each key with its separator (`"mo": "`) as a
+// fixed piece (KvTokenizerSymbols): a record is then key piece, value piece, separator, and the
+// prompt ends with the query's key piece, so finding the value is a one-step lookup (the token
+// after the earlier copy of the last token: an induction head) rather than matching a sequence.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,13 @@ KvCopyExample MakeKvCopyExample(int records, uint64_t seed);
 
 // The value a completion gives: its text up to the closing quote (or all of it).
 std::string ExtractKvValue(const std::string& completion);
+
+// The pieces the tokenizer must keep whole (SentencePiece user-defined symbols): every key
+// followed by its separator, `"mo":\u2581"` (SentencePiece writes spaces as U+2581), and every
+// syllable on its own (a value). With them a small model learns retrieval in minutes: without,
+// keys were two or more tokens and 0.9M-parameter models stayed at chance on matching them for
+// 7000 steps (README, "The default model").
+std::vector<std::string> KvTokenizerSymbols();
 
 // A tokenizer-training corpus: `examples` random examples, one text line per line of theirs.
 std::string KvRetrievalCorpus(int examples, int min_records, int max_records, uint64_t seed);

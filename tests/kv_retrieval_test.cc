@@ -54,6 +54,22 @@ TEST(KvRetrievalData, AsManyRecordsAsThereAreKeys) {
   EXPECT_EQ(MakeKvRetrievalExample(kKvMaxRecords + 5, 0, 1, 5).records.size(), static_cast<size_t>(kKvMaxRecords));
 }
 
+// The tokenizer's fixed pieces cover every key (with its separator, spaces as U+2581) and every
+// value of generated examples, so each is one token.
+TEST(KvRetrievalData, TokenizerSymbolsCoverEveryKeyAndValue) {
+  const auto symbols = KvTokenizerSymbols();
+  const std::set<std::string> pieces(symbols.begin(), symbols.end());
+  EXPECT_EQ(pieces.size(), symbols.size());
+  EXPECT_EQ(symbols.size(), 2u * kKvMaxRecords);
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    auto ex = MakeKvRetrievalExample(kKvMaxRecords, 0, 1, seed);
+    for (const auto& r : ex.records) {
+      EXPECT_TRUE(pieces.count("\"" + r.key + "\":\u2581\"")) << r.key;
+      EXPECT_TRUE(pieces.count(r.value)) << r.value;
+    }
+  }
+}
+
 TEST(KvRetrievalData, ExtractValueStopsAtTheQuote) {
   EXPECT_EQ(ExtractKvValue("doka\"\nQuery"), "doka");
   EXPECT_EQ(ExtractKvValue("doka"), "doka");
