@@ -4,6 +4,9 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+
 namespace stave {
 namespace {
 
@@ -87,15 +90,26 @@ KvCopyExample MakeKvCopyExample(int records, uint64_t seed) {
 
 std::vector<std::string> KvTokenizerSymbols() {
   static_assert(kSyllablesPerWord == 1, "the fixed pieces are single syllables");
-  std::vector<std::string> keys, syllables;
+  // SentencePiece sees spaces as U+2581 and trains on lines, so the pieces hold no newline.
+  auto pieces = [](std::string text) {
+    text = absl::StrReplaceAll(text, {{" ", "\u2581"}});
+    std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+    return lines;
+  };
+  std::vector<std::string> symbols;
+  for (const auto& fixed : {std::string(kKvInstruction), std::string(kKvCopyInstruction),
+                            std::string("{"), std::string("\", "), std::string("\"}"),
+                            std::string("Query: "), std::string("Repeat: ")})
+    for (auto& p : pieces(fixed)) symbols.push_back(std::move(p));
+  std::vector<std::string> syllables;
   for (const char* c = kConsonants; *c; ++c)
     for (const char* v = kVowels; *v; ++v) {
       const std::string syllable{*c, *v};
-      keys.push_back("\"" + syllable + "\":\u2581\"");
+      symbols.push_back(pieces("\"" + syllable + "\": \"")[0]);
       syllables.push_back(syllable);
     }
-  keys.insert(keys.end(), syllables.begin(), syllables.end());
-  return keys;
+  symbols.insert(symbols.end(), syllables.begin(), syllables.end());
+  return symbols;
 }
 
 std::string ExtractKvValue(const std::string& completion) {

@@ -60,7 +60,10 @@ TEST(KvRetrievalData, TokenizerSymbolsCoverEveryKeyAndValue) {
   const auto symbols = KvTokenizerSymbols();
   const std::set<std::string> pieces(symbols.begin(), symbols.end());
   EXPECT_EQ(pieces.size(), symbols.size());
-  EXPECT_EQ(symbols.size(), 2u * kKvMaxRecords);
+  EXPECT_EQ(symbols.size(), 2u * kKvMaxRecords + 7);
+  EXPECT_TRUE(pieces.count("Find\u2581the\u2581value\u2581of\u2581the\u2581query\u2581key."));
+  EXPECT_TRUE(pieces.count("\",\u2581"));
+  EXPECT_TRUE(pieces.count("Query:\u2581"));
   for (uint64_t seed = 0; seed < 20; ++seed) {
     auto ex = MakeKvRetrievalExample(kKvMaxRecords, 0, 1, seed);
     for (const auto& r : ex.records) {
