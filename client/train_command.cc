@@ -173,6 +173,10 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--ramp-steps", o->train.ramp_steps, "then steps over which the most records per example grows to --max-records")->capture_default_str();
   cmd->add_flag("--loss-on-all,!--loss-on-answers", o->train.loss_on_all, "next-token loss on every position (default: answers only)");
   cmd->add_option("--promote-at", o->train.promote_at, "adaptive curriculum: one record more once held-out exact match reaches this (0 = off)")->capture_default_str();
+  cmd->add_option("--reverse-fraction", o->train.reverse_fraction,
+                  "share of later queries asked in reverse (value -> key): teaches the attention retrieval needs")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--copy-fraction", o->train.copy_fraction, "share of copying-task examples (teach matching and copying)")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between saved states")->capture_default_str();
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();

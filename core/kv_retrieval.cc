@@ -99,7 +99,8 @@ std::vector<std::string> KvTokenizerSymbols() {
   std::vector<std::string> symbols;
   for (const auto& fixed : {std::string(kKvInstruction), std::string(kKvCopyInstruction),
                             std::string("{"), std::string("\", "), std::string("\"}"),
-                            std::string("Query: "), std::string("Repeat: ")})
+                            std::string("Query: "), std::string("Repeat: "),
+                            std::string(kKvReverseQuery)})
     for (auto& p : pieces(fixed)) symbols.push_back(std::move(p));
   std::vector<std::string> syllables;
   for (const char* c = kConsonants; *c; ++c)
@@ -110,6 +111,11 @@ std::vector<std::string> KvTokenizerSymbols() {
     }
   symbols.insert(symbols.end(), syllables.begin(), syllables.end());
   return symbols;
+}
+
+KvQueryText KvReverseQuery(const KvRecord& record) {
+  return {"\n" + std::string(kKvReverseQuery) + record.value + ": ",
+          "\"" + record.key + "\": \""};
 }
 
 std::string ExtractKvValue(const std::string& completion) {

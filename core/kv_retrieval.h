@@ -50,6 +50,18 @@ struct KvCopyExample {
 inline constexpr char kKvCopyInstruction[] = "Repeat the records.\n";
 KvCopyExample MakeKvCopyExample(int records, uint64_t seed);
 
+// A reverse query (training only): given a record's value, the model names its key:
+// `\nKey of mo: ` then the answer `"ka": "` (the key piece). Answering it means attending to the
+// value's occurrence in the object (the same token) and reading what preceded it, which rewards
+// the "previous token" attention that forward retrieval is built on, with a direct gradient
+// (forward retrieval alone left 0.9M-parameter models at chance for thousands of steps).
+// Only meaningful for a record whose value is unique in its example.
+struct KvQueryText {
+  std::string between, answer;
+};
+inline constexpr char kKvReverseQuery[] = "Key of ";
+KvQueryText KvReverseQuery(const KvRecord& record);
+
 // The value a completion gives: its text up to the closing quote (or all of it).
 std::string ExtractKvValue(const std::string& completion);
 

@@ -68,6 +68,18 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
     } else {
       auto ex = MakeKvRetrievalExample(records, gold, first_query_only ? 1 : o.queries, example_seed);
       start(ex.prompt);
+      // Queries after the first may become reverse queries (the first stays the eval's format).
+      std::map<std::string, int> value_count;
+      for (const auto& r : ex.records) ++value_count[r.value];
+      for (size_t q = 1; q < ex.answers.size(); ++q) {
+        const KvRecord& record = ex.records[ex.queries[q]];
+        if (value_count[record.value] == 1 &&
+            static_cast<double>(rng() % 1000000) < o.reverse_fraction * 1000000) {
+          auto reverse = KvReverseQuery(record);
+          ex.between[q - 1] = reverse.between;
+          ex.answers[q] = reverse.answer;
+        }
+      }
       for (size_t q = 0; q < ex.answers.size(); ++q) {
         Append(row, target, tokenizer.Encode(ex.answers[q], false), true);
         if (q + 1 < ex.answers.size()) {
@@ -170,7 +182,7 @@ std::string OptionsFingerprint(const LlamaTrainingOptions& o) {
       {"theta", c.rope_theta}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
       {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup}, {"weight_decay", o.weight_decay},
       {"clip", o.clip}, {"min_records", o.min_records}, {"max_records", o.max_records},
-      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"hold_steps", o.hold_steps}, {"promote_at", o.promote_at}, {"ramp_steps", o.ramp_steps}, {"loss_on_all", o.loss_on_all}, {"seed", o.seed}};
+      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"reverse_fraction", o.reverse_fraction}, {"hold_steps", o.hold_steps}, {"promote_at", o.promote_at}, {"ramp_steps", o.ramp_steps}, {"loss_on_all", o.loss_on_all}, {"seed", o.seed}};
   return j.dump();
 }
 

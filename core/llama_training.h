@@ -45,6 +45,9 @@ struct LlamaTrainingOptions {
   // that matching and copying are built from. Not seen to help in a 350-step trial.
   bool loss_on_all = false;
   double copy_fraction = 0.3;   // share of examples that are the copying task (kv_retrieval.h)
+  // Share of the queries after the first that are reverse queries (KvReverseQuery), among
+  // records whose value is unique in the example.
+  double reverse_fraction = 0;
   int checkpoint_every = 250;   // steps between saved training states (0 = only at the end)
   int eval_every = 500;         // steps between held-out accuracy checks (0 = never)
   int eval_examples = 128;

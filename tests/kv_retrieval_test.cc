@@ -60,7 +60,7 @@ TEST(KvRetrievalData, TokenizerSymbolsCoverEveryKeyAndValue) {
   const auto symbols = KvTokenizerSymbols();
   const std::set<std::string> pieces(symbols.begin(), symbols.end());
   EXPECT_EQ(pieces.size(), symbols.size());
-  EXPECT_EQ(symbols.size(), 2u * kKvMaxRecords + 7);
+  EXPECT_EQ(symbols.size(), 2u * kKvMaxRecords + 8);
   EXPECT_TRUE(pieces.count("Find\u2581the\u2581value\u2581of\u2581the\u2581query\u2581key."));
   EXPECT_TRUE(pieces.count("\",\u2581"));
   EXPECT_TRUE(pieces.count("Query:\u2581"));
@@ -71,6 +71,12 @@ TEST(KvRetrievalData, TokenizerSymbolsCoverEveryKeyAndValue) {
       EXPECT_TRUE(pieces.count(r.value)) << r.value;
     }
   }
+}
+
+TEST(KvRetrievalData, ReverseQueryNamesTheKeyOfAValue) {
+  const auto q = KvReverseQuery({"ka", "mo"});
+  EXPECT_EQ(q.between, "\nKey of mo: ");
+  EXPECT_EQ(q.answer, "\"ka\": \"");
 }
 
 TEST(KvRetrievalData, ExtractValueStopsAtTheQuote) {
