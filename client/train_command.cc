@@ -177,6 +177,10 @@ void AddTrainCommand(CLI::App& app) {
                   "share of later queries asked in reverse (value -> key): teaches the attention retrieval needs")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--shared-embedding", o->train.shared_embedding,
+                  "a random vector in every token's initial embedding, this many times the 0.02 std (helps positional attention form)")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
   cmd->add_option("--copy-fraction", o->train.copy_fraction, "share of copying-task examples (teach matching and copying)")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between saved states")->capture_default_str();
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();

@@ -48,6 +48,8 @@ struct LlamaTrainingOptions {
   // Share of the queries after the first that are reverse queries (KvReverseQuery), among
   // records whose value is unique in the example.
   double reverse_fraction = 0;
+  // InitLlamaParameters' shared embedding component (0 = plain Normal(0, 0.02) embeddings).
+  double shared_embedding = 0;
   int checkpoint_every = 250;   // steps between saved training states (0 = only at the end)
   int eval_every = 500;         // steps between held-out accuracy checks (0 = never)
   int eval_examples = 128;
@@ -74,8 +76,12 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
                                     uint64_t seed, int64_t step, bool first_query_only = false);
 
 // Parameters in Hugging Face names (tied embeddings), Normal(0, 0.02) with residual output
-// projections scaled by 1/sqrt(2 layers), unit norms.
-std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& shape, uint64_t seed);
+// projections scaled by 1/sqrt(2 layers), unit norms. `shared_embedding` > 0 adds one random
+// vector (std shared_embedding x 0.02) to every token's embedding: a component all tokens share
+// from the start, which a bias-free attention layer needs for purely positional heads such as
+// "attend to the previous token" (see LlamaTrainingOptions::shared_embedding).
+std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& shape, uint64_t seed,
+                                                      double shared_embedding = 0);
 
 // Logits [B, T, V] for tokens [B, T] from positions 0.. (differentiable).
 at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& params,

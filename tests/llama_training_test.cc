@@ -3,6 +3,8 @@
 // an uninterrupted one.
 #include <torch/torch.h>
 
+#include <set>
+
 #include "core/kv_cache.h"
 #include "core/kv_retrieval.h"
 #include "core/llama_training.h"
@@ -121,6 +123,71 @@ TEST(LlamaTraining, CopyExamplesAskForTheRecordsAgain) {
   const auto object = a.prompt.substr(a.prompt.find('{') + 1, a.prompt.find('}') - a.prompt.find('{') - 1);
   EXPECT_EQ(a.answer, object + "}");
   EXPECT_TRUE(a.prompt.rfind(kKvCopyInstruction, 0) == 0);
+}
+
+std::string RowText(const Tokenizer& tok, const KvTrainingBatch& b, int row) {
+  return tok.Decode(std::vector<int>(b.tokens[row].data_ptr<int64_t>(),
+                                     b.tokens[row].data_ptr<int64_t>() + b.tokens.size(1)), 0);
+}
+
+// Copy rows take any record count up to --max-records, whatever the curriculum allows retrieval.
+TEST(LlamaTraining, CopyExamplesVaryInLength) {
+  ByteTokenizer tok;
+  auto o = TinyOptions();
+  o.min_records = 1;
+  o.max_records = 12;
+  o.hold_steps = 1000;  // retrieval rows would have 1 record
+  o.copy_fraction = 1;
+  o.batch = 16;
+  auto b = MakeKvTrainingBatch(tok, o, 4, 1);
+  std::set<long> counts;
+  for (int r = 0; r < o.batch; ++r) {
+    const auto text = RowText(tok, b, r);
+    ASSERT_EQ(text.rfind(kKvCopyInstruction, 0), 0u) << text;
+    const auto object = text.substr(0, text.find('}'));
+    counts.insert(std::count(object.begin(), object.end(), ':'));
+  }
+  EXPECT_GE(counts.size(), 5u);
+  EXPECT_LE(*counts.rbegin(), 12);
+}
+
+// With --reverse-fraction 1 every later query whose value is unique asks for the key.
+TEST(LlamaTraining, ReverseQueriesAskForTheKeyOfAUniqueValue) {
+  ByteTokenizer tok;
+  auto o = TinyOptions();
+  o.min_records = o.max_records = 3;
+  o.queries = 3;
+  o.reverse_fraction = 1;
+  o.batch = 8;
+  auto b = MakeKvTrainingBatch(tok, o, 5, 1);
+  int reverse = 0;
+  for (int r = 0; r < o.batch; ++r) {
+    const auto text = RowText(tok, b, r);
+    // The first query keeps the evaluation's format.
+    EXPECT_NE(text.find("}\nQuery: \""), std::string::npos) << text;
+    for (auto at = text.find(kKvReverseQuery); at != std::string::npos; at = text.find(kKvReverseQuery, at + 1)) {
+      ++reverse;
+      const auto value = text.substr(at + 7, text.find(':', at) - at - 7);  // "Key of mo: "
+      const auto key = text.substr(text.find('"', at) + 1, 2);
+      EXPECT_NE(text.find("\"" + key + "\": \"" + value + "\""), std::string::npos) << text;
+    }
+  }
+  EXPECT_GT(reverse, 8);
+  o.reverse_fraction = 0;
+  EXPECT_EQ(RowText(tok, MakeKvTrainingBatch(tok, o, 5, 1), 0).find(kKvReverseQuery), std::string::npos);
+}
+
+// --shared-embedding adds one vector to every embedding row and changes nothing else.
+TEST(LlamaTraining, SharedEmbeddingAddsOneVectorToEveryToken) {
+  auto o = TinyOptions();
+  auto plain = InitLlamaParameters(o.shape, 7), shared = InitLlamaParameters(o.shape, 7, 2.0);
+  for (const auto& [name, t] : plain) {
+    if (name == "model.embed_tokens.weight") continue;
+    EXPECT_TRUE(torch::equal(t, shared.at(name))) << name;
+  }
+  auto diff = shared.at("model.embed_tokens.weight") - plain.at("model.embed_tokens.weight");
+  EXPECT_TRUE(torch::allclose(diff, diff[0].expand_as(diff)));
+  EXPECT_GT(diff[0].norm().item<double>(), 0.1);  // std 0.04 over 32 dimensions: ~0.23
 }
 
 TEST(LlamaTraining, ExactMatchCountsRowsWhoseEveryTargetIsTheArgmax) {
