@@ -123,9 +123,12 @@ absl::Status RunTrain(TrainOptions o) {
     std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  lr %.2g  %.0f tok/s  %.0f s", std::string(done, '#').c_str(),
                  std::string(width - done, '.').c_str(), p.step, p.steps, p.loss, p.lr, p.tokens_per_s, elapsed);
     if (p.records_cap > 0) std::fprintf(stderr, "  records <= %d", p.records_cap);
-    if (p.eval_accuracy >= 0)
-      std::fprintf(stderr, "  held-out exact match %.1f%%%s\n", 100 * p.eval_accuracy,
-                   p.checkpointed ? "  (checkpoint saved)" : "");
+    if (p.eval_accuracy >= 0) {
+      std::fprintf(stderr, "  held-out exact match %.1f%% at %d records", 100 * p.eval_accuracy,
+                   o.train.max_records);
+      if (p.cap_accuracy >= 0) std::fprintf(stderr, ", %.1f%% at %d", 100 * p.cap_accuracy, p.records_cap);
+      std::fprintf(stderr, "%s\n", p.checkpointed ? "  (checkpoint saved)" : "");
+    }
     else if (p.checkpointed)
       std::fputs("  (checkpoint saved)\n", stderr);
     std::fflush(stderr);

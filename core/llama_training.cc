@@ -321,7 +321,11 @@ struct Trainer {
           HeldOutAccuracy(cap, 64, MixSeed(0xCA9, step)) >= o.promote_at)
         ++cap;
       p.records_cap = o.promote_at > 0 ? cap : 0;
-      if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) p.eval_accuracy = HeldOutAccuracy(o.max_records, o.eval_examples, 0xE7A1);
+      if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
+        p.eval_accuracy = HeldOutAccuracy(o.max_records, o.eval_examples, 0xE7A1);
+        if (p.records_cap > 0 && cap < o.max_records)
+          p.cap_accuracy = HeldOutAccuracy(cap, o.eval_examples, 0xE7A2);
+      }
       if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || step == o.steps) {
         Save(step);
         // The model so far, servable while training goes on.

@@ -60,6 +60,8 @@ struct LlamaTrainingProgress {
   int step = 0, steps = 0;
   double loss = 0, lr = 0, tokens_per_s = 0;
   double eval_accuracy = -1;  // exact match on held-out examples, when evaluated at this step
+  // The same at the adaptive curriculum's current most records, while below --max-records.
+  double cap_accuracy = -1;
   bool checkpointed = false;
   int records_cap = 0;  // adaptive curriculum: the most records per example now
 };
