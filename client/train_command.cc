@@ -169,6 +169,7 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--batch", o->train.batch, "examples per step")->capture_default_str();
   cmd->add_option("--lr", o->train.lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", o->train.warmup, "warm-up steps")->capture_default_str();
+  cmd->add_option("--weight-decay", o->train.weight_decay, "AdamW weight decay (matrices only)")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--min-records", o->train.min_records, "fewest records per example")->capture_default_str();
   cmd->add_option("--max-records", o->train.max_records, "most records per example")->capture_default_str();
   cmd->add_option("--queries", o->train.queries, "queries per training example")->capture_default_str();
