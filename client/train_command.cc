@@ -127,6 +127,10 @@ absl::Status RunTrain(TrainOptions o) {
       std::fprintf(stderr, "  held-out exact match %.1f%% at %d records", 100 * p.eval_accuracy,
                    o.train.max_records);
       if (p.cap_accuracy >= 0) std::fprintf(stderr, ", %.1f%% at %d", 100 * p.cap_accuracy, p.records_cap);
+      if (!p.previous_token_attention.empty()) {
+        std::fputs("; previous-token attention by layer", stderr);
+        for (double a : p.previous_token_attention) std::fprintf(stderr, " %.2f", a);
+      }
       std::fprintf(stderr, "%s\n", p.checkpointed ? "  (checkpoint saved)" : "");
     }
     else if (p.checkpointed)

@@ -141,7 +141,7 @@ std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& c, uint
 }
 
 at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& p, const ModelConfig& c,
-                           const at::Tensor& tokens) {
+                           const at::Tensor& tokens, std::vector<at::Tensor>* attention) {
   const int64_t B = tokens.size(0), T = tokens.size(1), hd = c.head_dim();
   const int64_t nh = c.n_heads, nkv = c.n_kv_heads;
   // Built per call, for the T positions used: T x head_dim angles are negligible next to the
@@ -162,7 +162,9 @@ at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& p, const Mod
     k = k.transpose(1, 2).repeat_interleave(nh / nkv, 1);
     v = v.transpose(1, 2).repeat_interleave(nh / nkv, 1);
     auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(hd));
-    auto attn = torch::matmul(torch::softmax(scores.masked_fill(future, -INFINITY), -1), v);
+    auto probs = torch::softmax(scores.masked_fill(future, -INFINITY), -1);
+    if (attention) attention->push_back(probs.detach());
+    auto attn = torch::matmul(probs, v);
     x = x + torch::matmul(attn.transpose(1, 2).reshape({B, T, nh * hd}), w("self_attn.o_proj.weight").t());
     auto h2 = RmsNorm(x, w("post_attention_layernorm.weight"), c.norm_eps);
     auto gate = torch::silu(torch::matmul(h2, w("mlp.gate_proj.weight").t()));
@@ -171,6 +173,21 @@ at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& p, const Mod
   }
   x = RmsNorm(x, p.at("model.norm.weight"), c.norm_eps);
   return torch::matmul(x, p.at("model.embed_tokens.weight").t());
+}
+
+std::vector<double> PreviousTokenAttention(const std::vector<at::Tensor>& attention) {
+  std::vector<double> per_layer;
+  for (const auto& probs : attention) {  // [B, heads, T, T]
+    const int64_t T = probs.size(-1);
+    if (T < 2) {
+      per_layer.push_back(0);
+      continue;
+    }
+    // The subdiagonal: attention of position t to t - 1.
+    auto previous = probs.diagonal(/*offset=*/-1, /*dim1=*/-2, /*dim2=*/-1);  // [B, heads, T - 1]
+    per_layer.push_back(previous.mean(std::vector<int64_t>{0, 2}).max().item<double>());
+  }
+  return per_layer;
 }
 
 double ExactMatch(const at::Tensor& logits, const at::Tensor& targets) {
@@ -279,6 +296,17 @@ struct Trainer {
     return correct / seen;
   }
 
+  std::vector<double> HeldOutPreviousTokenAttention(int records) {
+    torch::NoGradGuard no_grad;
+    LlamaTrainingOptions eval = o;
+    eval.min_records = eval.max_records = records;
+    eval.hold_steps = eval.ramp_steps = 0;
+    std::vector<at::Tensor> attention;
+    TrainingForward(params, o.shape, MakeKvTrainingBatch(tokenizer, eval, MixSeed(o.seed, 0x9E7), 0, true).tokens,
+                    &attention);
+    return PreviousTokenAttention(attention);
+  }
+
   absl::StatusOr<Checkpoint> Run(const std::function<void(const LlamaTrainingProgress&)>& on_step) {
     params = InitLlamaParameters(o.shape, o.seed, o.shared_embedding);
     cap = o.min_records;
@@ -325,6 +353,7 @@ struct Trainer {
         p.eval_accuracy = HeldOutAccuracy(o.max_records, o.eval_examples, 0xE7A1);
         if (p.records_cap > 0 && cap < o.max_records)
           p.cap_accuracy = HeldOutAccuracy(cap, o.eval_examples, 0xE7A2);
+        p.previous_token_attention = HeldOutPreviousTokenAttention(o.promote_at > 0 ? cap : o.max_records);
       }
       if ((o.checkpoint_every > 0 && step % o.checkpoint_every == 0) || step == o.steps) {
         Save(step);

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <map>
+#include <vector>
 #include <string>
 
 #include <ATen/core/Tensor.h>
@@ -62,6 +63,9 @@ struct LlamaTrainingProgress {
   double eval_accuracy = -1;  // exact match on held-out examples, when evaluated at this step
   // The same at the adaptive curriculum's current most records, while below --max-records.
   double cap_accuracy = -1;
+  // At held-out checks: PreviousTokenAttention per layer on held-out examples at the current most
+  // records.
+  std::vector<double> previous_token_attention;
   bool checkpointed = false;
   int records_cap = 0;  // adaptive curriculum: the most records per example now
 };
@@ -85,9 +89,17 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
 std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& shape, uint64_t seed,
                                                       double shared_embedding = 0);
 
-// Logits [B, T, V] for tokens [B, T] from positions 0.. (differentiable).
+// Logits [B, T, V] for tokens [B, T] from positions 0.. (differentiable). With `attention`, each
+// layer's attention probabilities [B, heads, T, T] are appended to it (diagnostics).
 at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& params,
-                           const ModelConfig& shape, const at::Tensor& tokens);
+                           const ModelConfig& shape, const at::Tensor& tokens,
+                           std::vector<at::Tensor>* attention = nullptr);
+
+// How much each head attends to the previous token: per layer, the mean over rows and positions
+// t >= 1 of the probability at t - 1, the largest over the layer's heads. Retrieval is built on
+// such a head (a value's position learns its key from it), so this shows whether it has formed:
+// about 1 for a previous-token head, far lower for spread or content-driven attention.
+std::vector<double> PreviousTokenAttention(const std::vector<at::Tensor>& attention);
 
 // Fraction of rows whose every target is the argmax prediction: with greedy decoding each such
 // row reproduces its answer exactly.

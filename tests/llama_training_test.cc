@@ -190,6 +190,30 @@ TEST(LlamaTraining, SharedEmbeddingAddsOneVectorToEveryToken) {
   EXPECT_GT(diff[0].norm().item<double>(), 0.1);  // std 0.04 over 32 dimensions: ~0.23
 }
 
+// A head that always attends to the previous token scores 1; causal uniform attention over T
+// positions scores the mean of 1/(t+1) for t = 1..T-1; the layer reports its best head.
+TEST(LlamaTraining, PreviousTokenAttentionFindsThePreviousTokenHead) {
+  const int64_t T = 5;
+  auto previous = torch::zeros({T, T});
+  previous[0][0] = 1;
+  for (int64_t t = 1; t < T; ++t) previous[t][t - 1] = 1;
+  auto uniform = torch::ones({T, T}).tril();
+  uniform = uniform / uniform.sum(-1, true);
+  auto layer0 = torch::stack({uniform, previous}).unsqueeze(0);  // [1, 2 heads, T, T]
+  auto layer1 = torch::stack({uniform, uniform}).unsqueeze(0);
+  auto scores = PreviousTokenAttention({layer0, layer1});
+  ASSERT_EQ(scores.size(), 2u);
+  EXPECT_NEAR(scores[0], 1.0, 1e-6);
+  EXPECT_NEAR(scores[1], (1.0 / 2 + 1.0 / 3 + 1.0 / 4 + 1.0 / 5) / 4, 1e-6);
+  // The training forward hands out probabilities that are causal and sum to 1.
+  auto o = TinyOptions();
+  std::vector<at::Tensor> attention;
+  TrainingForward(InitLlamaParameters(o.shape, 3), o.shape, torch::randint(3, 200, {2, 7}), &attention);
+  ASSERT_EQ(attention.size(), 2u);
+  EXPECT_TRUE(torch::allclose(attention[0].sum(-1), torch::ones({2, 4, 7})));
+  EXPECT_EQ(attention[1].triu(1).abs().sum().item<double>(), 0.0);
+}
+
 TEST(LlamaTraining, ExactMatchCountsRowsWhoseEveryTargetIsTheArgmax) {
   auto logits = torch::zeros({2, 3, 4});
   logits[0][0][1] = 1;  // row 0: targets 1 then 2, both argmax
