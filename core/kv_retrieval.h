@@ -52,9 +52,9 @@ KvCopyExample MakeKvCopyExample(int records, uint64_t seed);
 
 // A reverse query (training only): given a record's value, the model names its key:
 // `\nKey of mo: ` then the answer `"ka": "` (the key piece). Answering it means attending to the
-// value's occurrence in the object (the same token) and reading what preceded it, which rewards
-// the "previous token" attention that forward retrieval is built on, with a direct gradient
-// (forward retrieval alone left 0.9M-parameter models at chance for thousands of steps).
+// value's occurrence in the object (the same token) and reading what preceded it: meant to
+// reward the "previous token" attention forward retrieval is built on with a more direct
+// gradient (not seen to help within 3000 steps, run G7 in the README).
 // Only meaningful for a record whose value is unique in its example.
 struct KvQueryText {
   std::string between, answer;
@@ -68,9 +68,9 @@ std::string ExtractKvValue(const std::string& completion);
 // The pieces the tokenizer must keep whole (SentencePiece user-defined symbols): every key
 // followed by its separator, `"mo":\u2581"` (SentencePiece writes spaces as U+2581), every
 // syllable on its own (a value), and the task's fixed text (instructions, `{`, `", `, `"}`,
-// `Query: `). With them a record is three tokens and a 24-record prompt about 100, and a small
-// model learns retrieval in minutes: without, keys were two or more tokens and 0.9M-parameter
-// models stayed at chance on matching them for 7000 steps (README, "The default model").
+// `Query: `). With them a record is three tokens, a 24-record prompt about 100, and retrieval
+// needs no multi-token key matching (which kept run F at chance for 7000 steps). They did not by
+// themselves get 0.9M-parameter models past chance on 2 records (README, "The default model").
 std::vector<std::string> KvTokenizerSymbols();
 
 // A tokenizer-training corpus: `examples` random examples, one text line per line of theirs.

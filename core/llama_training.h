@@ -9,8 +9,8 @@
 
 #include <functional>
 #include <map>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -85,7 +85,7 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
 // projections scaled by 1/sqrt(2 layers), unit norms. `shared_embedding` > 0 adds one random
 // vector (std shared_embedding x 0.02) to every token's embedding: a component all tokens share
 // from the start, which a bias-free attention layer needs for purely positional heads such as
-// "attend to the previous token" (see LlamaTrainingOptions::shared_embedding).
+// "attend to the previous token" (an experiment: not seen to speed up retrieval so far).
 std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& shape, uint64_t seed,
                                                       double shared_embedding = 0);
 
