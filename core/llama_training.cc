@@ -35,6 +35,9 @@ void Append(std::vector<int64_t>& row, std::vector<int64_t>& targets, const std:
   }
 }
 
+// True with probability p (in steps of 1e-6), from one draw.
+bool Chance(std::mt19937_64& rng, double p) { return static_cast<double>(rng() % 1000000) < p * 1000000; }
+
 }  // namespace
 
 KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrainingOptions& o,
@@ -52,7 +55,7 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
   size_t longest = 0;
   for (int b = 0; b < o.batch; ++b) {
     const int gold = static_cast<int>(rng() % records);
-    const bool copy = !first_query_only && (rng() % 1000000) < o.copy_fraction * 1000000;
+    const bool copy = !first_query_only && Chance(rng, o.copy_fraction);
     const uint64_t example_seed = rng();
     std::vector<int64_t> row, target;
     auto start = [&](const std::string& prompt) {
@@ -78,8 +81,7 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
       for (const auto& r : ex.records) ++value_count[r.value];
       for (size_t q = 1; q < ex.answers.size(); ++q) {
         const KvRecord& record = ex.records[ex.queries[q]];
-        if (value_count[record.value] == 1 &&
-            static_cast<double>(rng() % 1000000) < o.reverse_fraction * 1000000) {
+        if (value_count[record.value] == 1 && Chance(rng, o.reverse_fraction)) {
           auto reverse = KvReverseQuery(record);
           ex.between[q - 1] = reverse.between;
           ex.answers[q] = reverse.answer;
@@ -280,11 +282,17 @@ struct Trainer {
   }
 
   // Greedy exact match on held-out examples of `records` records (examples: how many).
-  double HeldOutAccuracy(int records, int examples, uint64_t stream) {
-    torch::NoGradGuard no_grad;
+  // The training options for held-out examples of exactly `records` records.
+  LlamaTrainingOptions HeldOutOptions(int records) const {
     LlamaTrainingOptions eval = o;
     eval.min_records = eval.max_records = records;
     eval.hold_steps = eval.ramp_steps = 0;
+    return eval;
+  }
+
+  double HeldOutAccuracy(int records, int examples, uint64_t stream) {
+    torch::NoGradGuard no_grad;
+    LlamaTrainingOptions eval = HeldOutOptions(records);
     double correct = 0;
     int seen = 0;
     for (int64_t i = 0; seen < examples; ++i) {
@@ -298,12 +306,9 @@ struct Trainer {
 
   std::vector<double> HeldOutPreviousTokenAttention(int records) {
     torch::NoGradGuard no_grad;
-    LlamaTrainingOptions eval = o;
-    eval.min_records = eval.max_records = records;
-    eval.hold_steps = eval.ramp_steps = 0;
     std::vector<at::Tensor> attention;
-    TrainingForward(params, o.shape, MakeKvTrainingBatch(tokenizer, eval, MixSeed(o.seed, 0x9E7), 0, true).tokens,
-                    &attention);
+    auto batch = MakeKvTrainingBatch(tokenizer, HeldOutOptions(records), MixSeed(o.seed, 0x9E7), 0, true);
+    TrainingForward(params, o.shape, batch.tokens, &attention);
     return PreviousTokenAttention(attention);
   }
 

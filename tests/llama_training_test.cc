@@ -3,6 +3,7 @@
 // an uninterrupted one.
 #include <torch/torch.h>
 
+#include <cstring>
 #include <set>
 
 #include "core/kv_cache.h"
@@ -167,7 +168,8 @@ TEST(LlamaTraining, ReverseQueriesAskForTheKeyOfAUniqueValue) {
     EXPECT_NE(text.find("}\nQuery: \""), std::string::npos) << text;
     for (auto at = text.find(kKvReverseQuery); at != std::string::npos; at = text.find(kKvReverseQuery, at + 1)) {
       ++reverse;
-      const auto value = text.substr(at + 7, text.find(':', at) - at - 7);  // "Key of mo: "
+      const size_t from = at + std::strlen(kKvReverseQuery);  // "Key of mo: "
+      const auto value = text.substr(from, text.find(':', at) - from);
       const auto key = text.substr(text.find('"', at) + 1, 2);
       EXPECT_NE(text.find("\"" + key + "\": \"" + value + "\""), std::string::npos) << text;
     }
