@@ -189,6 +189,9 @@ void AddTrainCommand(CLI::App& app) {
                   "a random vector in every token's initial embedding, this many times the 0.02 std (helps positional attention form)")
       ->check(CLI::Range(0.0, 100.0))
       ->capture_default_str();
+  cmd->add_flag("--previous-token-head,!--no-previous-token-head", o->train.previous_token_head,
+               "plant a previous-token head at initialisation (layer 0, head 0; trained like the rest): retrieval's first half, which training from random weights did not find here")
+      ->capture_default_str();
   cmd->add_option("--copy-fraction", o->train.copy_fraction, "share of copying-task examples (teach matching and copying)")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between saved states")->capture_default_str();
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();

@@ -113,8 +113,43 @@ KvTrainingBatch MakeKvTrainingBatch(const Tokenizer& tokenizer, const LlamaTrain
   return {tokens, tgt};
 }
 
+namespace {
+
+// InitLlamaParameters' previous-token head (the header says why). The constant embedding
+// dimension is large next to the 0.02-std random ones so that it still dominates the normalised
+// input after Adam has grown those (at lr 1e-3 they move ~0.001 per step; with 0.3 the planted
+// head had faded to 0.5 attention within 100 steps). The score margin over distances 0 and 2 is
+// kAmplitude^2 / sqrt(head_dim) x sum over planes of (1 - cos(theta_j)): ~12 nats here.
+constexpr double kConstantEmbedding = 1.0;
+constexpr double kAmplitude = 10.0;
+constexpr int kPlanes = 8;  // highest-frequency RoPE planes used (the others barely rotate)
+
+void PlantPreviousTokenHead(std::map<std::string, at::Tensor>& p, const ModelConfig& c) {
+  torch::NoGradGuard no_grad;
+  auto embedding = p.at("model.embed_tokens.weight");
+  embedding.select(1, 0).fill_(kConstantEmbedding);
+  // RMSNorm's output at dimension 0 for a token whose other dimensions have std 0.02.
+  const double rms = std::sqrt((kConstantEmbedding * kConstantEmbedding + (c.dim - 1) * 0.02 * 0.02) / c.dim);
+  const double constant_in = kConstantEmbedding / rms;
+  const int64_t hd = c.head_dim(), half = hd / 2;
+  auto wq = p.at(LayerTensorName(0, "self_attn.q_proj.weight")).narrow(0, 0, hd);
+  auto wk = p.at(LayerTensorName(0, "self_attn.k_proj.weight")).narrow(0, 0, hd);
+  wq.zero_();
+  wk.zero_();
+  // RoPE rotates plane j (dims j and j + half) by position x theta_j: a query (a, 0) and a key
+  // a (cos theta_j, sin theta_j) score a^2 cos((distance - 1) theta_j), largest at distance 1.
+  for (int64_t j = 0; j < std::min<int64_t>(kPlanes, half); ++j) {
+    const double theta = std::pow(c.rope_theta, -2.0 * j / hd);
+    wq[j][0] = kAmplitude / constant_in;
+    wk[j][0] = kAmplitude * std::cos(theta) / constant_in;
+    wk[j + half][0] = kAmplitude * std::sin(theta) / constant_in;
+  }
+}
+
+}  // namespace
+
 std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& c, uint64_t seed,
-                                                      double shared_embedding) {
+                                                      double shared_embedding, bool previous_token_head) {
   torch::manual_seed(seed);
   const int64_t hd = c.head_dim();
   const double residual_std = 0.02 / std::sqrt(2.0 * c.n_layers);
@@ -138,6 +173,7 @@ std::map<std::string, at::Tensor> InitLlamaParameters(const ModelConfig& c, uint
   // (tied) output: it adds the same logit to every token.
   if (shared_embedding > 0)
     p["model.embed_tokens.weight"] += normal({1, c.dim}, 0.02 * shared_embedding);
+  if (previous_token_head) PlantPreviousTokenHead(p, c);
   for (auto& [_, t] : p) t.set_requires_grad(true);
   return p;
 }
@@ -211,7 +247,7 @@ std::string OptionsFingerprint(const LlamaTrainingOptions& o) {
       {"theta", c.rope_theta}, {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr},
       {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup}, {"weight_decay", o.weight_decay},
       {"clip", o.clip}, {"min_records", o.min_records}, {"max_records", o.max_records},
-      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"reverse_fraction", o.reverse_fraction}, {"shared_embedding", o.shared_embedding}, {"hold_steps", o.hold_steps}, {"promote_at", o.promote_at}, {"ramp_steps", o.ramp_steps}, {"loss_on_all", o.loss_on_all}, {"seed", o.seed}};
+      {"queries", o.queries}, {"copy_fraction", o.copy_fraction}, {"reverse_fraction", o.reverse_fraction}, {"shared_embedding", o.shared_embedding}, {"previous_token_head", o.previous_token_head}, {"hold_steps", o.hold_steps}, {"promote_at", o.promote_at}, {"ramp_steps", o.ramp_steps}, {"loss_on_all", o.loss_on_all}, {"seed", o.seed}};
   return j.dump();
 }
 
@@ -313,7 +349,7 @@ struct Trainer {
   }
 
   absl::StatusOr<Checkpoint> Run(const std::function<void(const LlamaTrainingProgress&)>& on_step) {
-    params = InitLlamaParameters(o.shape, o.seed, o.shared_embedding);
+    params = InitLlamaParameters(o.shape, o.seed, o.shared_embedding, o.previous_token_head);
     cap = o.min_records;
     BuildOptimizer();
     auto resumed = Resume();

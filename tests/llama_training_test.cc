@@ -216,6 +216,36 @@ TEST(LlamaTraining, PreviousTokenAttentionFindsThePreviousTokenHead) {
   EXPECT_EQ(attention[1].triu(1).abs().sum().item<double>(), 0.0);
 }
 
+// The planted head attends to the previous token for any tokens at initialisation (a random
+// start does not); it changes only the embedding's dimension 0 and layer 0's first head's q and k.
+TEST(LlamaTraining, PlantedHeadAttendsToThePreviousToken) {
+  auto o = TinyOptions();
+  o.shape.dim = 64;  // head_dim 16: 8 RoPE planes, all used by the planted head
+  o.shape.hidden_dim = 96;
+  auto tokens = torch::randint(3, 200, {4, 40});
+  std::vector<at::Tensor> random_start, planted_start;
+  auto plain = InitLlamaParameters(o.shape, 3), planted = InitLlamaParameters(o.shape, 3, 0, true);
+  TrainingForward(plain, o.shape, tokens, &random_start);
+  TrainingForward(planted, o.shape, tokens, &planted_start);
+  EXPECT_LT(PreviousTokenAttention(random_start)[0], 0.5);
+  EXPECT_GT(PreviousTokenAttention(planted_start)[0], 0.95);
+  // Head 0 only: the other heads of layer 0 are as random as without the planted head.
+  auto head = [](const at::Tensor& probs, int h) { return probs.select(1, h).unsqueeze(1); };
+  EXPECT_GT(PreviousTokenAttention({head(planted_start[0], 0)})[0], 0.95);
+  EXPECT_LT(PreviousTokenAttention({head(planted_start[0], 1)})[0], 0.5);
+  for (const auto& [name, t] : plain) {
+    auto diff = planted.at(name).ne(t);
+    if (name == "model.embed_tokens.weight") {
+      EXPECT_EQ(diff.narrow(1, 1, o.shape.dim - 1).sum().item<int64_t>(), 0);
+      EXPECT_TRUE(torch::all(planted.at(name).select(1, 0).eq(1.0)).item<bool>());
+    } else if (name == "model.layers.0.self_attn.q_proj.weight" || name == "model.layers.0.self_attn.k_proj.weight") {
+      EXPECT_EQ(diff.narrow(0, o.shape.head_dim(), o.shape.dim - o.shape.head_dim()).sum().item<int64_t>(), 0) << name;
+    } else {
+      EXPECT_TRUE(torch::equal(planted.at(name), t)) << name;
+    }
+  }
+}
+
 TEST(LlamaTraining, ExactMatchCountsRowsWhoseEveryTargetIsTheArgmax) {
   auto logits = torch::zeros({2, 3, 4});
   logits[0][0][1] = 1;  // row 0: targets 1 then 2, both argmax
