@@ -124,7 +124,7 @@ constexpr double kEmbeddingStd = 0.02;  // InitLlamaParameters' tensors without 
 // constant of 0.3 or 1 the head faded to 0.5 attention (a run at constant 1: 0.98 -> 0.46 by step
 // 750). A constant of 4 next to 0.02-std embeddings kept the head (1.00 at step 2250) but
 // shrinks every token's own signal ~17x in each RMSNorm, and retrieval stayed at chance. So the
-// token embeddings start at std 1 (each row at the same norm) instead, next to a constant of 4: both shares then barely move
+// token embeddings start at std 1 instead, next to a constant of 4: both shares then barely move
 // under Adam's steps, and the same run reached 98 % exact match at 12 records by step 2250. With
 // tied embeddings that scale would make the initial logits ~sqrt(dim) large, hence the final
 // norm's gain starts at 0.1 (logits of std ~1).
@@ -137,15 +137,11 @@ constexpr int kPlanes = 8;  // highest-frequency RoPE planes used (the others ba
 void PlantPreviousTokenHead(std::map<std::string, at::Tensor>& p, const ModelConfig& c) {
   torch::NoGradGuard no_grad;
   auto embedding = p.at("model.embed_tokens.weight");
-  // Every row rescaled to the same norm, not only to std 1: RMSNorm then divides every token by
-  // the same amount, so the head's scores (~8 x kAmplitude^2 / sqrt(head_dim) at distance 1, far
-  // above their margin) do not vary with the tokens (a +-7 % spread in the keys' norms at dim 64
-  // blurred the head to 0.6 attention on t - 1).
-  auto random_part = embedding.narrow(1, 1, c.dim - 1);
-  random_part.mul_(kTokenEmbeddingStd * std::sqrt(c.dim - 1.0) / random_part.norm(2, {1}, true));
+  embedding.mul_(kTokenEmbeddingStd / kEmbeddingStd);
   embedding.select(1, 0).fill_(kConstantEmbedding);
   p.at("model.norm.weight").fill_(kOutputNormGain);
-  // RMSNorm's output at dimension 0 (the same for every token).
+  // RMSNorm's output at dimension 0 for a token whose other dimensions have std
+  // kTokenEmbeddingStd.
   const double rms = std::sqrt((kConstantEmbedding * kConstantEmbedding +
                                 (c.dim - 1) * kTokenEmbeddingStd * kTokenEmbeddingStd) / c.dim);
   const double constant_in = kConstantEmbedding / rms;
