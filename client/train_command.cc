@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -18,6 +20,7 @@
 #include "core/model.h"
 #include "core/sentencepiece_shim.h"
 #include "core/tokenizer.h"
+#include "nlohmann/json.hpp"
 
 namespace stave::cli {
 namespace {
@@ -74,11 +77,25 @@ absl::StatusOr<std::string> EnsureTokenizer(const TrainOptions& o) {
   return path;
 }
 
-// --write-corpus: generated examples as text (data for stave train-router), nothing trained.
+// --write-corpus: generated examples (data for stave train-router), nothing trained. As text, or
+// for a .jsonl path as one-query prompt/completion pairs (train-router then scores the answers
+// only).
 absl::Status WriteCorpus(const TrainOptions& o) {
+  if (o.train.min_records < 1 || o.train.min_records > o.train.max_records || o.train.max_records > kKvMaxRecords)
+    return absl::InvalidArgumentError(absl::StrCat("need 1 <= --min-records <= --max-records <= ", kKvMaxRecords));
   std::ofstream out(o.write_corpus);
-  out << KvRetrievalCorpus(o.tokenizer_examples, o.train.min_records, o.train.max_records,
-                           MixSeed(o.train.seed, 0xC0));
+  if (absl::EndsWith(o.write_corpus, ".jsonl")) {
+    for (int i = 0; i < o.tokenizer_examples; ++i) {
+      std::mt19937_64 rng(MixSeed(o.train.seed, 0xC0, i));
+      const int span = o.train.max_records - o.train.min_records + 1;
+      const int records = o.train.min_records + static_cast<int>(rng() % span);
+      auto ex = MakeKvRetrievalExample(records, static_cast<int>(rng() % records), 1, rng());
+      out << nlohmann::json{{"prompt", ex.prompt}, {"completion", ex.answers[0]}}.dump() << "\n";
+    }
+  } else {
+    out << KvRetrievalCorpus(o.tokenizer_examples, o.train.min_records, o.train.max_records,
+                             MixSeed(o.train.seed, 0xC0));
+  }
   if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", o.write_corpus));
   std::fprintf(stderr, "train: wrote %d examples to %s\n", o.tokenizer_examples, o.write_corpus.c_str());
   return absl::OkStatus();
@@ -158,7 +175,7 @@ void AddTrainCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a small Llama from scratch on key-value retrieval");
   auto* out = cmd->add_option("--out", o->out, "output directory (HF layout); holds the resumable training state");
   cmd->add_option("--write-corpus", o->write_corpus,
-                  "only write --tokenizer-examples generated examples to this text file (e.g. for train-router)")
+                  "only write --tokenizer-examples generated examples to this file (data for train-router): text, or prompt/completion JSONL for a .jsonl path")
       ->excludes(out);
   cmd->add_option("--tokenizer", o->tokenizer, "an existing SentencePiece model (default: train one)");
   cmd->add_option("--tokenizer-examples", o->tokenizer_examples, "examples in the tokenizer corpus")->capture_default_str();

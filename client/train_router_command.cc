@@ -23,37 +23,61 @@ absl::Status RunTrain(TrainOptions o) {
   o.train.expert_bases = *bases;
   auto model = Model::Load(o.model, o.tokenizer);
   if (!model.ok()) return model.status();
-  auto docs = ReadDocuments(o.data);
-  if (!docs.ok()) return docs.status();
-  const auto stream = TokenStream(*(*model)->tokenizer(), *docs);
-  std::vector<int> eval_stream;
-  if (!o.eval_data.empty()) {
+  // Plain text (or "text" JSONL) is one token stream scored everywhere; prompt/completion JSONL
+  // is separate examples scored on the completion (router_training.h says when that matters).
+  const bool scored = IsPromptCompletionJsonl(o.data);
+  const Tokenizer& tokenizer = *(*model)->tokenizer();
+  std::vector<int> stream, eval_stream;
+  std::vector<ScoredExample> examples, eval_examples;
+  if (scored) {
+    auto read = ReadScoredExamples(o.data, tokenizer);
+    if (!read.ok()) return read.status();
+    examples = *std::move(read);
+    std::fprintf(stderr, "train-router: %zu prompt/completion examples (scored on completions), %d steps x %d examples\n",
+                 examples.size(), o.train.steps, o.train.batch * o.train.grad_accum);
+  } else {
+    auto docs = ReadDocuments(o.data);
+    if (!docs.ok()) return docs.status();
+    stream = TokenStream(tokenizer, *docs);
+    std::fprintf(stderr, "train-router: %zu training tokens, %d steps x %d sequences x %d tokens\n",
+                 stream.size(), o.train.steps, o.train.batch * o.train.grad_accum, o.train.seq_len);
+  }
+  const bool evaluate = !o.eval_data.empty();
+  if (evaluate && IsPromptCompletionJsonl(o.eval_data)) {
+    auto read = ReadScoredExamples(o.eval_data, tokenizer);
+    if (!read.ok()) return read.status();
+    eval_examples = *std::move(read);
+  } else if (evaluate) {
     auto eval_docs = ReadDocuments(o.eval_data);
     if (!eval_docs.ok()) return eval_docs.status();
-    eval_stream = TokenStream(*(*model)->tokenizer(), *eval_docs);
+    eval_stream = TokenStream(tokenizer, *eval_docs);
   }
-  std::fprintf(stderr, "train-router: %zu training tokens, %d steps x %d sequences x %d tokens\n",
-               stream.size(), o.train.steps, o.train.batch * o.train.grad_accum, o.train.seq_len);
+  auto held_out_loss = [&](const MoiceRouters& routers) {
+    return eval_examples.empty() ? EvaluateLoss(**model, routers, eval_stream, o.train.seq_len, o.eval_sequences)
+                                 : EvaluateLoss(**model, routers, eval_examples, o.eval_sequences);
+  };
   double before = 0;
-  if (!eval_stream.empty()) {
+  if (evaluate) {
     auto untrained = MoiceRouters::Random((*model)->config(), o.train.expert_bases, o.train.top_k, o.train.seed);
-    auto loss = EvaluateLoss(**model, untrained, eval_stream, o.train.seq_len, o.eval_sequences);
+    auto loss = held_out_loss(untrained);
     if (!loss.ok()) return loss.status();
     before = *loss;
     std::fprintf(stderr, "held-out loss with untrained routers: %.4f\n", before);
   }
-  auto routers = TrainRouters(**model, stream, o.train, [](const TrainingProgress& p) {
+  auto progress = [](const TrainingProgress& p) {
     const int width = 30, done = width * p.step / p.steps;
     std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  aux %.4f  %.0f tokens/s", std::string(done, '#').c_str(),
                  std::string(width - done, '.').c_str(), p.step, p.steps, p.loss, p.aux, p.tokens_per_s);
     if (p.step == p.steps) std::fputs("\n", stderr);
-  });
+  };
+  auto routers = scored ? TrainRouters(**model, examples, o.train, progress)
+                        : TrainRouters(**model, stream, o.train, progress);
   if (!routers.ok()) return routers.status();
   auto status = routers->Save(o.out, (*model)->config());
   if (!status.ok()) return status;
   std::fprintf(stderr, "wrote %s\n", o.out.c_str());
-  if (!eval_stream.empty()) {
-    auto after = EvaluateLoss(**model, *routers, eval_stream, o.train.seq_len, o.eval_sequences);
+  if (evaluate) {
+    auto after = held_out_loss(*routers);
     if (!after.ok()) return after.status();
     std::printf("held-out loss: untrained routers %.4f, trained %.4f\n", before, *after);
   }
@@ -67,18 +91,18 @@ void AddTrainRouterCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("train-router", "train MoICE routers (model frozen)");
   cmd->add_option("--model", o->model, "model to train routers for")->required();
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer (default: next to the model)");
-  cmd->add_option("--data", o->data, "training text: a text file, or JSONL with a \"text\" field")->required();
-  cmd->add_option("--eval-data", o->eval_data, "held-out text: loss is reported before and after");
+  cmd->add_option("--data", o->data, "training data: a text file, JSONL with a \"text\" field, or JSONL with \"prompt\" and \"completion\" (scored on the completion)")->required();
+  cmd->add_option("--eval-data", o->eval_data, "held-out data (same formats): loss is reported before and after");
   cmd->add_option("--expert-bases", o->expert_bases, "expert RoPE bases, the model's own first")->required();
   cmd->add_option("--top-k", o->train.top_k, "experts mixed per token and head")->required();
   cmd->add_option("--steps", o->train.steps, "optimiser steps")->capture_default_str();
   cmd->add_option("--batch", o->train.batch, "sequences per micro-batch")->capture_default_str();
   cmd->add_option("--grad-accum", o->train.grad_accum, "micro-batches per step")->capture_default_str();
-  cmd->add_option("--seq-len", o->train.seq_len, "tokens per sequence")->capture_default_str();
+  cmd->add_option("--seq-len", o->train.seq_len, "tokens per sequence (plain text; examples are their own length)")->capture_default_str();
   cmd->add_option("--lr", o->train.lr, "AdamW learning rate (constant)")->capture_default_str();
   cmd->add_option("--aux-coef", o->train.aux_coef, "load-balancing loss coefficient")->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "seed for router init and data order")->capture_default_str();
-  cmd->add_option("--eval-sequences", o->eval_sequences, "held-out sequences evaluated")->capture_default_str();
+  cmd->add_option("--eval-sequences", o->eval_sequences, "held-out sequences (or examples) evaluated")->capture_default_str();
   cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
   cmd->add_option("--out", o->out, "router checkpoint to write (.safetensors)")->required();
   cmd->callback([o] { CommandStatus() = RunTrain(*o); });

@@ -37,6 +37,20 @@ std::vector<int> TokenStream(const Tokenizer& tokenizer, const std::vector<std::
 // Reads a text file (one document) or JSONL (one document per line, field "text").
 absl::StatusOr<std::vector<std::string>> ReadDocuments(const std::string& path);
 
+// Prompt/completion examples (JSONL lines with string fields "prompt" and "completion"): each is
+// a sequence of its own from position 0 (BOS, prompt, completion), scored on the completion's
+// tokens only. For a model trained on answers alone (such as the default model: its loss on the
+// random keys and values it was never asked to predict is ~13 nats a token) the loss over all
+// text would train the routers on noise; this trains them on what the model does.
+struct ScoredExample {
+  std::vector<int> tokens;  // BOS, prompt, completion
+  int prompt_tokens = 0;    // BOS and prompt: not scored
+};
+// Whether `path` is JSONL whose first object has "prompt" and "completion" (else: plain text or
+// "text" JSONL, read with ReadDocuments).
+bool IsPromptCompletionJsonl(const std::string& path);
+absl::StatusOr<std::vector<ScoredExample>> ReadScoredExamples(const std::string& path,
+                                                               const Tokenizer& tokenizer);
 // Load-balancing loss over router probabilities (each [..., N]) with top-K choices:
 // N * sum_k sum_e f_{k,e} P_e. Constant N when K = N.
 at::Tensor LoadBalancingLoss(const std::vector<at::Tensor>& router_probs, int top_k);
@@ -46,8 +60,15 @@ at::Tensor LoadBalancingLoss(const std::vector<at::Tensor>& router_probs, int to
 absl::StatusOr<double> EvaluateLoss(const Model& model, const MoiceRouters& routers,
                                     const std::vector<int>& stream, int seq_len, int max_sequences);
 
+// The same over the first `max_examples` examples, completion tokens only.
+absl::StatusOr<double> EvaluateLoss(const Model& model, const MoiceRouters& routers,
+                                    const std::vector<ScoredExample>& examples, int max_examples);
 absl::StatusOr<MoiceRouters> TrainRouters(
     const Model& model, const std::vector<int>& stream, const RouterTrainingOptions& options,
     const std::function<void(const TrainingProgress&)>& on_step = nullptr);
 
+// Trained on examples drawn uniformly (options.seq_len unused: each example is its own length).
+absl::StatusOr<MoiceRouters> TrainRouters(
+    const Model& model, const std::vector<ScoredExample>& examples, const RouterTrainingOptions& options,
+    const std::function<void(const TrainingProgress&)>& on_step = nullptr);
 }  // namespace stave

@@ -87,6 +87,57 @@ TEST(RouterTraining, ReadsTextAndJsonl) {
   EXPECT_FALSE(ReadDocuments(dir / "absent.txt").ok());
 }
 
+TEST(RouterTraining, ReadsPromptCompletionJsonl) {
+  testing::TempDir dir;
+  testing::ByteTokenizer tok;
+  std::ofstream(dir / "a.jsonl") << "{\"prompt\": \"ab\", \"completion\": \"cde\"}\n\n{\"prompt\": \"\", \"completion\": \"x\"}\n";
+  std::ofstream(dir / "b.jsonl") << "{\"prompt\": \"ab\", \"completion\": \"c\"}\n{\"prompt\": \"ab\"}\n";
+  std::ofstream(dir / "c.jsonl") << "{\"text\": \"plain\"}\n";
+  EXPECT_TRUE(IsPromptCompletionJsonl(dir / "a.jsonl"));
+  EXPECT_FALSE(IsPromptCompletionJsonl(dir / "c.jsonl"));
+  EXPECT_FALSE(IsPromptCompletionJsonl(dir / "absent.jsonl"));
+  auto examples = ReadScoredExamples(dir / "a.jsonl", tok);
+  ASSERT_TRUE(examples.ok()) << examples.status();
+  ASSERT_EQ(examples->size(), 2u);
+  EXPECT_EQ((*examples)[0].tokens, (std::vector<int>{1, 3 + 'a', 3 + 'b', 3 + 'c', 3 + 'd', 3 + 'e'}));
+  EXPECT_EQ((*examples)[0].prompt_tokens, 3);  // BOS, a, b
+  EXPECT_EQ((*examples)[1].prompt_tokens, 1);
+  auto bad = ReadScoredExamples(dir / "b.jsonl", tok);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("b.jsonl:2"));
+}
+
+// Only the completion is scored: the loss equals the cross-entropy of the completion's tokens
+// alone, and training on examples is deterministic and refuses examples beyond the context.
+TEST(RouterTraining, ExamplesAreScoredOnTheirCompletion) {
+  auto config = ParseShapeSpec("dim=32,layers=2,heads=4,hidden=48,vocab=40,ctx=32");
+  ASSERT_TRUE(config.ok());
+  auto model = Model::FromCheckpoint(RandomCheckpoint(*config, 2), nullptr);
+  auto routers = MoiceRouters::Random(*config, {10000, 20000, 30000}, 2, 5);
+  const ScoredExample ex{{1, 7, 9, 4, 22, 5, 13}, 4};  // targets 22, 5, 13 scored
+  auto loss = EvaluateLoss(*model, routers, std::vector<ScoredExample>{ex}, 10);
+  ASSERT_TRUE(loss.ok()) << loss.status();
+  auto tables = model->RopeTables(routers.expert_bases);
+  auto cache = KvCache::Allocate(*config, 1, 6, 3);
+  auto ids = torch::tensor(std::vector<int64_t>(ex.tokens.begin(), ex.tokens.end())).view({1, -1});
+  auto logits = model->transformer().Forward(ids.narrow(1, 0, 6), cache, *tables, true, &routers, nullptr).view({6, -1});
+  auto expected = torch::nn::functional::cross_entropy(logits.narrow(0, 3, 3), ids.view(-1).narrow(0, 4, 3));
+  EXPECT_NEAR(*loss, expected.item<double>(), 1e-5);
+  auto all = torch::nn::functional::cross_entropy(logits, ids.view(-1).narrow(0, 1, 6));
+  EXPECT_GT(std::abs(*loss - all.item<double>()), 1e-3);  // it is not the loss over every token
+
+  RouterTrainingOptions o{.expert_bases = {10000, 20000, 30000}, .top_k = 2, .steps = 3, .batch = 2, .lr = 1e-2, .seed = 5};
+  const std::vector<ScoredExample> data{ex, {{1, 3, 3, 8, 9}, 2}};
+  auto a = TrainRouters(*model, data, o);
+  auto b = TrainRouters(*model, data, o);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status();
+  for (size_t l = 0; l < a->layers.size(); ++l) EXPECT_TRUE(torch::equal(a->layers[l].w1, b->layers[l].w1));
+  EXPECT_FALSE(torch::equal(a->layers[0].w1, MoiceRouters::Random(*config, o.expert_bases, 2, 5).layers[0].w1));
+  const std::vector<ScoredExample> too_long{{std::vector<int>(40, 3), 2}};
+  EXPECT_FALSE(TrainRouters(*model, too_long, o).ok());
+  EXPECT_FALSE(EvaluateLoss(*model, routers, too_long, 1).ok());
+}
+
 TEST(RouterTraining, ShortTrainingLowersHeldOutLossOnTheModelsOwnText) {
   SKIP_UNLESS_SHARED("models/stories260K/stories260K.bin");
   auto model = Model::Load(testing::SharedPath("models/stories260K/stories260K.bin"),

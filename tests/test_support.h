@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/model.h"
+#include "core/tokenizer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -57,6 +58,21 @@ class TempDir {
     return c;
   }
   std::filesystem::path path_;
+};
+
+// Bytes as tokens (3 + byte), so these tests need no SentencePiece model.
+class ByteTokenizer : public Tokenizer {
+ public:
+  std::vector<int> Encode(std::string_view text, bool add_bos) const override {
+    std::vector<int> ids;
+    if (add_bos) ids.push_back(1);
+    for (unsigned char c : text) ids.push_back(3 + c);
+    return ids;
+  }
+  std::string DecodeToken(int, int token) const override {
+    return token >= 3 ? std::string(1, static_cast<char>(token - 3)) : "";
+  }
+  int vocab_size() const override { return 259; }
 };
 
 }  // namespace stave::testing
