@@ -165,13 +165,27 @@ absl::Status RunTrain(TrainOptions o) {
 
 void AddTrainCommand(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
+  // Defaults: the recipe that made models/default (its README has the command), except the
+  // seed. Measured there: held-out exact match at 12 records 80 % by step 1250, 100 % by 4500.
   auto& s = o->train.shape;
   s.dim = 128;
   s.hidden_dim = 384;
-  s.n_layers = 4;
+  s.n_layers = 2;
   s.n_heads = 4;
   s.vocab_size = 512;
   s.max_seq_len = 1024;
+  auto& t = o->train;
+  t.steps = 12000;
+  t.batch = 32;
+  t.lr = 1e-3;
+  t.min_records = 8;
+  t.max_records = 12;
+  t.hold_steps = 0;
+  t.ramp_steps = 0;
+  t.queries = 12;
+  t.copy_fraction = 0;
+  t.checkpoint_every = 500;
+  t.eval_every = 250;
   auto* cmd = app.add_subcommand("train", "train a small Llama from scratch on key-value retrieval");
   auto* out = cmd->add_option("--out", o->out, "output directory (HF layout); holds the resumable training state");
   cmd->add_option("--write-corpus", o->write_corpus,
