@@ -11,8 +11,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# models/default is the embedded default model, served when no model is named (#7: not
-# committed yet, so models/ may be absent).
+# models/default is the embedded default model, served when no model is named.
 RUN mkdir -p models && make deps && rm -rf /var/lib/apt/lists/* \
  && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build build -j"$(nproc)" --target stave staved stave_sentencepiece stave_spm_train
@@ -35,7 +34,7 @@ COPY --from=build /src/build/bin/stave /src/build/bin/staved /src/build/bin/libs
 COPY --from=build /src/models /usr/share/stave/models
 USER stave
 # Models are mounted here; STAVE_MODEL (or --model) names the one to serve. Empty: the embedded
-# default model (/usr/share/stave/models/default), once #7 commits it.
+# default model (/usr/share/stave/models/default).
 VOLUME /models
 ENV STAVE_MODEL=""
 EXPOSE 50051 9090

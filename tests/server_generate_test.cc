@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "core/generate.h"
+#include "core/kv_retrieval.h"
 #include "core/score.h"
 #include "tests/staved_process.h"
 
@@ -179,6 +180,33 @@ TEST_F(ServerTest, ModelInfoAndTokenize) {
   ASSERT_TRUE(server_->Stub()->Tokenize(&again, request, &response).ok());
   const auto ids = model->tokenizer()->Encode("Once upon a time", true);
   EXPECT_EQ(std::vector<int>(response.token_ids().begin(), response.token_ids().end()), ids);
+}
+
+// The README's serve command: staved with no model named serves models/default, which answers
+// retrieval prompts through the server, vanilla and with per-request Attention Buckets.
+TEST(DefaultModelServer, ServesTheEmbeddedModelAndAnswersRetrievalPrompts) {
+  if (!std::filesystem::exists(std::string(STAVE_SOURCE_DIR) + "/models/default/config.json"))
+    GTEST_SKIP() << "models/default not found (the default model is committed with the repo)";
+  testing::Staved server({}, /*default_model=*/true);
+  ASSERT_FALSE(server.address().empty()) << "staved did not report its port";
+  auto stub = server.Stub();
+  int correct = 0;
+  for (int i = 0; i < 6; ++i) {
+    const auto ex = MakeKvRetrievalExample(12, 2 * i, 1, MixSeed(77, i));
+    stave::v1::GenerateRequest request;
+    request.set_prompt(ex.prompt);
+    request.set_max_tokens(4);
+    request.set_temperature(0);
+    request.add_stop("\"");
+    if (i % 2 == 1) {
+      request.mutable_position()->set_mode(stave::v1::BUCKETS);
+      for (double b : {10000.0, 13000.0, 16000.0, 19000.0}) request.mutable_position()->add_bases(b);
+    }
+    auto out = Stream(*stub, request);
+    ASSERT_TRUE(out.status.ok()) << out.status.error_message();
+    correct += out.text == ex.records[2 * i].value;
+  }
+  EXPECT_GE(correct, 5) << correct << "/6 answered";  // 100 % measured at 12 records
 }
 
 }  // namespace

@@ -24,8 +24,9 @@ namespace stave::testing {
 
 class Staved {
  public:
-  // stories260K unless `extra` names another --model.
-  explicit Staved(std::vector<std::string> extra = {}) {
+  // stories260K unless `extra` names another --model; with `default_model`, no --model at all
+  // (and no STAVE_MODEL): staved serves the embedded default model.
+  explicit Staved(std::vector<std::string> extra = {}, bool default_model = false) {
     const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "staved";
     int out[2];
     if (pipe(out) != 0) return;
@@ -33,9 +34,13 @@ class Staved {
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
-      std::vector<std::string> args = {exe.string(), "--model=" + SharedPath(kStoriesModel),
-                                       "--tokenizer=" + SharedPath(kStoriesTokenizer),
-                                       "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"};
+      std::vector<std::string> args = {exe.string(), "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"};
+      if (default_model) {
+        unsetenv("STAVE_MODEL");
+      } else {
+        args.push_back("--model=" + SharedPath(kStoriesModel));
+        args.push_back("--tokenizer=" + SharedPath(kStoriesTokenizer));
+      }
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
