@@ -122,6 +122,20 @@ Window ExampleWindow(const ScoredExample& ex) {
   return {std::vector<int64_t>(ex.tokens.begin(), ex.tokens.end()), ex.prompt_tokens - 1};
 }
 
+// Every example fits the context and has a prompt (at least BOS) and a completion.
+absl::Status ValidateExamples(const std::vector<ScoredExample>& examples, int64_t count, int context,
+                              const char* what) {
+  if (count < 1) return absl::InvalidArgumentError(absl::StrCat(what, " data: no examples"));
+  for (int64_t i = 0; i < count; ++i) {
+    const auto& ex = examples[i];
+    if (static_cast<int>(ex.tokens.size()) > context)
+      return absl::InvalidArgumentError(absl::StrCat(what, " example ", i + 1, " is longer than the model's context"));
+    if (ex.prompt_tokens < 1 || ex.prompt_tokens >= static_cast<int>(ex.tokens.size()))
+      return absl::InvalidArgumentError(absl::StrCat(what, " example ", i + 1, " needs a prompt and a completion"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<double> EvaluateLoss(const Model& model, const MoiceRouters& routers,
@@ -145,12 +159,11 @@ absl::StatusOr<double> EvaluateLoss(const Model& model, const MoiceRouters& rout
                                     const std::vector<ScoredExample>& examples, int max_examples) {
   c10::InferenceMode inference_mode;
   const int64_t count = std::min<int64_t>(max_examples, static_cast<int64_t>(examples.size()));
-  if (count < 1) return absl::InvalidArgumentError("evaluation data: no examples");
+  if (auto status = ValidateExamples(examples, count, model.config().max_seq_len, "evaluation"); !status.ok())
+    return status;
   auto tables = model.RopeTables(routers.expert_bases);
   double total = 0;
   for (int64_t i = 0; i < count; ++i) {
-    if (static_cast<int>(examples[i].tokens.size()) > model.config().max_seq_len)
-      return absl::InvalidArgumentError(absl::StrCat("evaluation example ", i + 1, " is longer than the model's context"));
     auto w = ExampleWindow(examples[i]);
     total += SequenceLoss(model, *tables, routers, torch::tensor(w.ids).view({1, -1}), nullptr, w.first_scored).item<double>();
   }
@@ -250,10 +263,10 @@ absl::StatusOr<MoiceRouters> TrainRouters(const Model& model, const std::vector<
                                           const RouterTrainingOptions& options,
                                           const std::function<void(const TrainingProgress&)>& on_step) {
   if (auto status = ValidateOptions(options); !status.ok()) return status;
-  if (examples.empty()) return absl::InvalidArgumentError("training data: no examples");
-  for (size_t i = 0; i < examples.size(); ++i)
-    if (static_cast<int>(examples[i].tokens.size()) > model.config().max_seq_len)
-      return absl::InvalidArgumentError(absl::StrCat("training example ", i + 1, " is longer than the model's context"));
+  if (auto status = ValidateExamples(examples, static_cast<int64_t>(examples.size()), model.config().max_seq_len,
+                                     "training");
+      !status.ok())
+    return status;
   std::uniform_int_distribution<size_t> pick(0, examples.size() - 1);
   return TrainCatching(model, [&](std::mt19937_64& rng) { return ExampleWindow(examples[pick(rng)]); },
                        options, on_step);

@@ -136,6 +136,9 @@ TEST(RouterTraining, ExamplesAreScoredOnTheirCompletion) {
   const std::vector<ScoredExample> too_long{{std::vector<int>(40, 3), 2}};
   EXPECT_FALSE(TrainRouters(*model, too_long, o).ok());
   EXPECT_FALSE(EvaluateLoss(*model, routers, too_long, 1).ok());
+  const std::vector<ScoredExample> no_prompt{{{3, 4, 5}, 0}}, no_completion{{{1, 4, 5}, 3}};
+  EXPECT_FALSE(TrainRouters(*model, no_prompt, o).ok());
+  EXPECT_FALSE(EvaluateLoss(*model, routers, no_completion, 1).ok());
 }
 
 TEST(RouterTraining, ShortTrainingLowersHeldOutLossOnTheModelsOwnText) {
