@@ -8,6 +8,7 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <semaphore>
 
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/default_model.h"
 #include "core/model.h"
+#include "core/moice_router.h"
 #include "core/text_file.h"
 #include "server/config_file.h"
 #include "server/config_service.h"
@@ -102,6 +104,28 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
+// The initial position config: vanilla, and when the model directory holds router.safetensors
+// (as models/default does, and stave train-router can write), that router with its expert bases
+// and K, so that switching to moice needs only the mode. A router that does not load or match
+// the model is left out with a warning: it must not stop the server.
+stave::PositionConfig InitialPositionConfig(const std::string& model_path, const stave::Model& model) {
+  stave::PositionConfig initial;
+  const auto router = std::filesystem::path(model_path) / "router.safetensors";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(model_path, ec) || !std::filesystem::exists(router, ec)) return initial;
+  auto routers = stave::MoiceRouters::Load(router.string(), model.config());
+  if (!routers.ok()) {
+    spdlog::warn("not using {}: {}", router.string(), routers.status().ToString());
+    return initial;
+  }
+  initial.router_path = router.string();
+  initial.expert_bases = routers->expert_bases;
+  initial.top_k = routers->top_k;
+  spdlog::info("moice router for this model: {} ({} experts, top-{}); set mode moice to use it",
+               router.string(), routers->experts(), routers->top_k);
+  return initial;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,7 +155,7 @@ int main(int argc, char** argv) {
   auto metrics = stave::server::Metrics::Create(absl::GetFlag(FLAGS_metrics_listen));
   if (!metrics.ok()) return Fail(metrics.status());
 
-  stave::server::ConfigStore config(**model, stave::PositionConfig{});
+  stave::server::ConfigStore config(**model, InitialPositionConfig(model_path, **model));
   config.OnChange([&m = **metrics](const stave::server::ConfigSnapshot& s) { m.ConfigVersion(s.version); });
   (*metrics)->ConfigVersion(config.Current()->version);
   std::unique_ptr<stave::server::ConfigFileWatcher> watcher;

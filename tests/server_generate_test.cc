@@ -207,6 +207,22 @@ TEST(DefaultModelServer, ServesTheEmbeddedModelAndAnswersRetrievalPrompts) {
     correct += out.text == ex.records[2 * i].value;
   }
   EXPECT_GE(correct, 5) << correct << "/6 answered";  // 100 % measured at 12 records
+
+  // The shipped router comes with it: the mode alone switches to MoICE with its experts.
+  stave::v1::UpdateConfigRequest moice;
+  moice.set_mode(stave::v1::MOICE);
+  stave::v1::PositionConfig config;
+  grpc::ClientContext context;
+  ASSERT_TRUE(server.ConfigStub()->UpdateConfig(&context, moice, &config).ok());
+  EXPECT_EQ(config.expert_bases_size(), 7);
+  EXPECT_NE(config.router_path().find("models/default/router.safetensors"), std::string::npos);
+  const auto ex = MakeKvRetrievalExample(12, 7, 1, MixSeed(77, 100));
+  auto request = testing::Request(ex.prompt, 4);
+  request.set_temperature(0);
+  request.add_stop("\"");
+  auto out = Stream(*stub, request);
+  ASSERT_TRUE(out.status.ok()) << out.status.error_message();
+  EXPECT_EQ(out.text, ex.records[7].value);
 }
 
 }  // namespace
