@@ -1,7 +1,8 @@
 # stave as a container: staved (ENTRYPOINT) and the stave client, on debian:bookworm-slim.
 #
 #   build:  ../shared/tools/container-check.sh build . localhost/stave:dev   (or: docker build -t stave .)
-#   run:    docker run -p 50051:50051 -p 9090:9090 -v /path/to/models:/models \
+#   run:    docker run -p 50051:50051 -p 9090:9090 stave      (the embedded default model)
+#           docker run -p 50051:50051 -p 9090:9090 -v /path/to/models:/models \
 #             -e STAVE_MODEL=/models/stories260K.bin stave --tokenizer /models/tok512.bin
 #
 # Build stage: Debian's -dev packages (the Makefile's list) and a Release build of the two
