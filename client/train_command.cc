@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -86,10 +85,7 @@ absl::Status WriteCorpus(const TrainOptions& o) {
   std::ofstream out(o.write_corpus);
   if (absl::EndsWith(o.write_corpus, ".jsonl")) {
     for (int i = 0; i < o.tokenizer_examples; ++i) {
-      std::mt19937_64 rng(MixSeed(o.train.seed, 0xC0, i));
-      const int span = o.train.max_records - o.train.min_records + 1;
-      const int records = o.train.min_records + static_cast<int>(rng() % span);
-      auto ex = MakeKvRetrievalExample(records, static_cast<int>(rng() % records), 1, rng());
+      auto ex = RandomKvRetrievalExample(o.train.min_records, o.train.max_records, 1, MixSeed(o.train.seed, 0xC0, i));
       out << nlohmann::json{{"prompt", ex.prompt}, {"completion", ex.answers[0]}}.dump() << "\n";
     }
   } else {

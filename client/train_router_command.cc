@@ -25,36 +25,25 @@ absl::Status RunTrain(TrainOptions o) {
   if (!model.ok()) return model.status();
   // Plain text (or "text" JSONL) is one token stream scored everywhere; prompt/completion JSONL
   // is separate examples scored on the completion (router_training.h says when that matters).
-  const bool scored = IsPromptCompletionJsonl(o.data);
   const Tokenizer& tokenizer = *(*model)->tokenizer();
-  std::vector<int> stream, eval_stream;
-  std::vector<ScoredExample> examples, eval_examples;
-  if (scored) {
-    auto read = ReadScoredExamples(o.data, tokenizer);
-    if (!read.ok()) return read.status();
-    examples = *std::move(read);
+  auto data = ReadRouterData(o.data, tokenizer);
+  if (!data.ok()) return data.status();
+  if (data->scored())
     std::fprintf(stderr, "train-router: %zu prompt/completion examples (scored on completions), %d steps x %d examples\n",
-                 examples.size(), o.train.steps, o.train.batch * o.train.grad_accum);
-  } else {
-    auto docs = ReadDocuments(o.data);
-    if (!docs.ok()) return docs.status();
-    stream = TokenStream(tokenizer, *docs);
+                 data->examples.size(), o.train.steps, o.train.batch * o.train.grad_accum);
+  else
     std::fprintf(stderr, "train-router: %zu training tokens, %d steps x %d sequences x %d tokens\n",
-                 stream.size(), o.train.steps, o.train.batch * o.train.grad_accum, o.train.seq_len);
-  }
+                 data->stream.size(), o.train.steps, o.train.batch * o.train.grad_accum, o.train.seq_len);
   const bool evaluate = !o.eval_data.empty();
-  if (evaluate && IsPromptCompletionJsonl(o.eval_data)) {
-    auto read = ReadScoredExamples(o.eval_data, tokenizer);
+  RouterData held_out;
+  if (evaluate) {
+    auto read = ReadRouterData(o.eval_data, tokenizer);
     if (!read.ok()) return read.status();
-    eval_examples = *std::move(read);
-  } else if (evaluate) {
-    auto eval_docs = ReadDocuments(o.eval_data);
-    if (!eval_docs.ok()) return eval_docs.status();
-    eval_stream = TokenStream(tokenizer, *eval_docs);
+    held_out = *std::move(read);
   }
   auto held_out_loss = [&](const MoiceRouters& routers) {
-    return eval_examples.empty() ? EvaluateLoss(**model, routers, eval_stream, o.train.seq_len, o.eval_sequences)
-                                 : EvaluateLoss(**model, routers, eval_examples, o.eval_sequences);
+    return held_out.scored() ? EvaluateLoss(**model, routers, held_out.examples, o.eval_sequences)
+                             : EvaluateLoss(**model, routers, held_out.stream, o.train.seq_len, o.eval_sequences);
   };
   double before = 0;
   if (evaluate) {
@@ -70,8 +59,8 @@ absl::Status RunTrain(TrainOptions o) {
                  std::string(width - done, '.').c_str(), p.step, p.steps, p.loss, p.aux, p.tokens_per_s);
     if (p.step == p.steps) std::fputs("\n", stderr);
   };
-  auto routers = scored ? TrainRouters(**model, examples, o.train, progress)
-                        : TrainRouters(**model, stream, o.train, progress);
+  auto routers = data->scored() ? TrainRouters(**model, data->examples, o.train, progress)
+                                : TrainRouters(**model, data->stream, o.train, progress);
   if (!routers.ok()) return routers.status();
   auto status = routers->Save(o.out, (*model)->config());
   if (!status.ok()) return status;

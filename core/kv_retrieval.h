@@ -41,6 +41,11 @@ inline constexpr char kKvInstruction[] =
 // 1..kKvMaxRecords (callers validate user input against it first).
 KvRetrievalExample MakeKvRetrievalExample(int records, int gold, int queries, uint64_t seed);
 
+// An example with a record count uniform in min_records..max_records and a gold record uniform
+// among them, all drawn from `seed`: the lines of KvRetrievalCorpus, and the prompt/completion
+// pairs `stave train --write-corpus F.jsonl` writes.
+KvRetrievalExample RandomKvRetrievalExample(int min_records, int max_records, int queries, uint64_t seed);
+
 // The copying task that teaches the model to match and copy from its context (the mechanism
 // retrieval needs: induction heads) with a dense signal: the records, then the instruction to
 // repeat them; the answer is the records again. Deterministic in `seed`.

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/kv_cache.h"
 #include "core/position_config.h"
@@ -28,7 +29,7 @@ absl::StatusOr<std::vector<std::string>> ReadDocuments(const std::string& path) 
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open data file ", path));
   std::string text((std::istreambuf_iterator<char>(in)), {});
-  if (path.size() < 6 || path.substr(path.size() - 6) != ".jsonl") return std::vector<std::string>{text};
+  if (!absl::EndsWith(path, ".jsonl")) return std::vector<std::string>{text};
   std::vector<std::string> docs;
   size_t line_no = 0, start = 0;
   while (start < text.size()) {
@@ -47,7 +48,7 @@ absl::StatusOr<std::vector<std::string>> ReadDocuments(const std::string& path) 
 }
 
 bool IsPromptCompletionJsonl(const std::string& path) {
-  if (path.size() < 6 || path.substr(path.size() - 6) != ".jsonl") return false;
+  if (!absl::EndsWith(path, ".jsonl")) return false;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
@@ -82,6 +83,20 @@ absl::StatusOr<std::vector<ScoredExample>> ReadScoredExamples(const std::string&
   }
   if (examples.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no examples"));
   return examples;
+}
+
+absl::StatusOr<RouterData> ReadRouterData(const std::string& path, const Tokenizer& tokenizer) {
+  RouterData data;
+  if (IsPromptCompletionJsonl(path)) {
+    auto examples = ReadScoredExamples(path, tokenizer);
+    if (!examples.ok()) return examples.status();
+    data.examples = *std::move(examples);
+  } else {
+    auto docs = ReadDocuments(path);
+    if (!docs.ok()) return docs.status();
+    data.stream = TokenStream(tokenizer, *docs);
+  }
+  return data;
 }
 
 at::Tensor LoadBalancingLoss(const std::vector<at::Tensor>& router_probs, int top_k) {
