@@ -37,7 +37,7 @@ void PrintConfig(const stave::v1::PositionConfig& c, bool json) {
         {"fusion", FusionDisplayName(c.fusion())},
         {"expert_bases", std::vector<double>(c.expert_bases().begin(), c.expert_bases().end())},
         {"top_k", c.top_k()},
-        {"router_path", c.router_path()},
+        {"router", c.router()},
         {"config_file", c.config_file()},
         {"config_file_error", c.config_file_error()},
     };
@@ -53,7 +53,7 @@ void PrintConfig(const stave::v1::PositionConfig& c, bool json) {
   std::printf("fusion:       %s\n", FusionDisplayName(c.fusion()).c_str());
   std::printf("expert bases: %s\n", list(c.expert_bases()).c_str());
   std::printf("top_k:        %u%s\n", c.top_k(), c.top_k() == 0 ? " (all experts)" : "");
-  std::printf("router:       %s\n", c.router_path().empty() ? "(untrained)" : c.router_path().c_str());
+  std::printf("router:       %s\n", c.router().empty() ? "(untrained)" : c.router().c_str());
   if (!c.config_file().empty()) std::printf("config file:  %s\n", c.config_file().c_str());
   if (!c.config_file_error().empty())
     std::printf("config file error: %s\n", c.config_file_error().c_str());
@@ -141,7 +141,7 @@ absl::StatusOr<stave::v1::UpdateConfigRequest> BuildUpdate(const SetOptions& o) 
     if (o.moice_top_k < 0) return absl::InvalidArgumentError("--moice-top-k: must be >= 0 (0 = all experts)");
     update.set_top_k(static_cast<uint32_t>(o.moice_top_k));
   }
-  if (o.router_flag->count()) update.set_router_path(o.router);
+  if (o.router_flag->count()) update.set_router(o.router);
   update.set_expected_version(o.expected_version);
   return update;
 }
@@ -151,7 +151,7 @@ absl::Status RunSet(const SetOptions& o) {
   if (!update.ok()) return update.status();
   if (!update->has_mode() && update->bases().empty() && update->bucket_count() == 0 &&
       !update->has_fusion() && update->expert_bases().empty() && !update->has_top_k() &&
-      !update->has_router_path())
+      !update->has_router())
     return absl::InvalidArgumentError(
         "nothing to change: give at least one of --mode, --bases, --bucket-count, --fusion, "
         "--expert-bases, --moice-top-k, --router");
@@ -193,7 +193,7 @@ void AddConfigCommand(CLI::App& app) {
                        ->check(CLI::IsMember({"logits", "probs"}));
   s->expert_bases_flag = set->add_option("--expert-bases", s->expert_bases, "moice: expert RoPE bases, the model's own first");
   s->top_k_flag = set->add_option("--moice-top-k", s->moice_top_k, "moice: experts mixed per token and head (0 = all)");
-  s->router_flag = set->add_option("--router", s->router, "moice: router checkpoint path on the server (\"\" = untrained routers)");
+  s->router_flag = set->add_option("--router", s->router, "moice: router name on the server (GetModelInfo lists them; \"\" = untrained routers)");
   set->add_option("--expected-version", s->expected_version,
                   "apply only if the server is at this version (0 = unconditionally)")
       ->capture_default_str();

@@ -153,7 +153,8 @@ absl::StatusOr<Backend> RemoteBackend(const EvalOptions& o) {
     // The router file lives on the server: its expert bases cannot be read from here.
     if (c.router_path.empty() || c.expert_bases.empty() || c.top_k == 0)
       return absl::InvalidArgumentError(
-          "moice with --server: give --router (a path on the server), --expert-bases and --moice-top-k "
+          "moice with --server: give --router (a router name the server lists, e.g. 'router' for the "
+          "default model), --expert-bases and --moice-top-k "
           "as the router was trained (models/default/README.md lists them for the default model)");
     return absl::OkStatus();
   };
@@ -271,7 +272,7 @@ void AddEvalCommand(CLI::App& app) {
   cmd->add_option("--samples", o->samples, "examples per record count and position")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--modes", o->modes, "vanilla, buckets (searched bases), buckets:B1,B2,... (given bases), moice")->capture_default_str();
   cmd->add_option("--bucket-count", o->bucket_count, "bases searched for 'buckets'")->capture_default_str();
-  cmd->add_option("--router", o->router, "MoICE router checkpoint (default: router.safetensors next to the model)");
+  cmd->add_option("--router", o->router, "MoICE router checkpoint (default: router.safetensors next to the model; with --server: a router name the server lists)");
   cmd->add_option("--expert-bases", o->expert_bases, "MoICE expert bases (default: the router's)");
   cmd->add_option("--moice-top-k", o->moice_top_k, "MoICE experts per token and head (default: the router's)");
   cmd->add_option("--max-tokens", o->max_tokens, "tokens generated per answer")->capture_default_str();

@@ -11,7 +11,7 @@ void PositionFlags::Register(CLI::App* cmd) {
           ->capture_default_str(),
       cmd->add_option("--expert-bases", expert_bases, "moice: expert RoPE bases, the model's own first (e.g. 10000,17500,18000,19000,20000,22500,25000)"),
       cmd->add_option("--moice-top-k", moice_top_k, "moice: experts mixed per token and head (default: all)"),
-      cmd->add_option("--router", router, "moice: router checkpoint from stave train-router (default: untrained routers)"),
+      cmd->add_option("--router", router, "moice: router checkpoint from stave train-router (with --server: a router name the server lists; default: untrained routers)"),
   };
 }
 

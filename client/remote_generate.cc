@@ -16,7 +16,11 @@ absl::StatusOr<RemoteResult> RemoteGenerate(stave::v1::Inference::StubInterface&
   request.set_top_k(static_cast<uint32_t>(r.top_k));
   request.set_seed(r.seed);
   for (const auto& s : r.stop) request.add_stop(s);
-  if (r.position) *request.mutable_position() = ToProto(*r.position);
+  if (r.position) {
+    *request.mutable_position() = ToProto(*r.position);
+    // Remotely, --router names one of the server's routers (GetModelInfo lists them).
+    request.mutable_position()->set_router(r.position->router_path);
+  }
   grpc::ClientContext context;
   auto reader = stub.Generate(&context, request);
   RemoteResult result;

@@ -50,7 +50,13 @@ absl::StatusOr<BaseSearchOptions> ResolveBaseSearchOptions(BaseSearchOptions o) 
   if (o.step == 0) o.step = o.start_base / 20;
   if (!(o.min_base > 1) || !(o.max_base >= o.min_base) || !(o.step > 0) || !std::isfinite(o.max_base))
     return bad("candidate range: need 1 < min <= max and step > 0");
-  if ((o.max_base - o.min_base) / o.step > 100000) return bad("candidate range: more than 100000 candidates");
+  // Bounded before any work: the search evaluates a waveform per candidate. A step below the
+  // precision of the bases (1e16 + 0.5 == 1e16) would never advance.
+  if (!(o.min_base + o.step > o.min_base) || !(o.max_base + o.step > o.max_base))
+    return bad("candidate range: step is below the precision of the bases");
+  if ((o.max_base - o.min_base) / o.step >= kMaxBaseCandidates)
+    return bad(absl::StrCat("candidate range: more than ", kMaxBaseCandidates,
+                            " candidates ((max - min) / step); use a larger step or a narrower range"));
   return o;
 }
 
@@ -62,7 +68,12 @@ absl::StatusOr<BaseSearchResult> SearchBases(const BaseSearchOptions& options) {
     return FindExtrema(WaveformCurve(base, o.head_dim, o.m_lo, o.m_hi), o.m_lo, o.extrema);
   };
   std::map<double, Extrema> candidates;
-  for (double b = o.min_base; b <= o.max_base + 1e-9; b += o.step) candidates.emplace(b, extrema_of(b));
+  // Counted, not accumulated: the loop ends after at most kMaxBaseCandidates iterations.
+  const int64_t n = static_cast<int64_t>(std::floor((o.max_base - o.min_base) / o.step + 1e-9)) + 1;
+  for (int64_t i = 0; i < n; ++i) {
+    const double b = o.min_base + static_cast<double>(i) * o.step;
+    candidates.emplace(b, extrema_of(b));
+  }
 
   BaseSearchResult result;
   result.m_lo = o.m_lo;

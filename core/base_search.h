@@ -10,6 +10,9 @@
 
 namespace stave {
 
+// The search computes one waveform per candidate base: this bounds its work (and time).
+inline constexpr int kMaxBaseCandidates = 1000;
+
 struct BaseSearchOptions {
   int head_dim = 0;
   int context = 0;           // the model's context length; sets the default window

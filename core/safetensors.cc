@@ -43,8 +43,9 @@ absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   uint64_t header_len = 0;
   std::memcpy(&header_len, st->file_->data(), 8);  // little-endian on every platform we target
   if (header_len > size - 8)
-    return absl::DataLossError(absl::StrCat(path, ": header length ", header_len,
-                                            " exceeds the file size ", size, " (truncated?)"));
+    // No numbers in the message: the "length" is the file's first 8 bytes, whatever the file is.
+    return absl::DataLossError(absl::StrCat(path, ": not a safetensors file (its header length exceeds the "
+                                            "file; truncated?)"));
   const char* header_begin = reinterpret_cast<const char*>(st->file_->data() + 8);
   nlohmann::json header = nlohmann::json::parse(header_begin, header_begin + header_len, nullptr,
                                                 /*allow_exceptions=*/false);

@@ -57,12 +57,10 @@ absl::StatusOr<ScoreResult> ScoreTokens(const Model& model, const std::vector<in
   return result;
 }
 
-absl::StatusOr<ScoreResult> ScoreText(const Model& model, std::string_view prompt,
-                                      std::string_view continuation, const PositionConfig& position,
-                                      int64_t kv_budget_mb) {
+absl::StatusOr<ScoreTokensInput> TokenizeForScoring(const Tokenizer& tok, std::string_view prompt,
+                                                    std::string_view continuation) {
   if (prompt.empty()) return absl::InvalidArgumentError("prompt: must not be empty");
   if (continuation.empty()) return absl::InvalidArgumentError("continuation: must not be empty");
-  const Tokenizer& tok = *model.tokenizer();
   const std::vector<int> alone = tok.Encode(prompt, /*add_bos=*/true);
   const std::vector<int> joined = tok.Encode(std::string(prompt) + std::string(continuation), true);
   size_t split = 0;
@@ -70,8 +68,16 @@ absl::StatusOr<ScoreResult> ScoreText(const Model& model, std::string_view promp
   split = std::max<size_t>(split, 1);  // BOS always belongs to the prompt
   if (split >= joined.size())
     return absl::InvalidArgumentError("continuation: encodes to no tokens after the prompt");
-  return ScoreTokens(model, std::vector<int>(joined.begin(), joined.begin() + split),
-                     std::vector<int>(joined.begin() + split, joined.end()), position, kv_budget_mb);
+  return ScoreTokensInput{std::vector<int>(joined.begin(), joined.begin() + split),
+                          std::vector<int>(joined.begin() + split, joined.end())};
+}
+
+absl::StatusOr<ScoreResult> ScoreText(const Model& model, std::string_view prompt,
+                                      std::string_view continuation, const PositionConfig& position,
+                                      int64_t kv_budget_mb) {
+  auto input = TokenizeForScoring(*model.tokenizer(), prompt, continuation);
+  if (!input.ok()) return input.status();
+  return ScoreTokens(model, input->prompt_ids, input->continuation_ids, position, kv_budget_mb);
 }
 
 }  // namespace stave

@@ -23,6 +23,14 @@ absl::StatusOr<ScoreResult> ScoreTokens(const Model& model, const std::vector<in
                                         const std::vector<int>& continuation_ids,
                                         const PositionConfig& position, int64_t kv_budget_mb = 4096);
 
+// A prompt and continuation as the model tokenises the joined text: prompt_ids (BOS first) and
+// continuation_ids. Cheap next to scoring; servers run it before queueing the forward pass.
+struct ScoreTokensInput {
+  std::vector<int> prompt_ids, continuation_ids;
+};
+absl::StatusOr<ScoreTokensInput> TokenizeForScoring(const Tokenizer& tokenizer, std::string_view prompt,
+                                                    std::string_view continuation);
+
 // Text form. Tokens are split where Encode(prompt) and Encode(prompt + continuation) diverge, so
 // the continuation is scored as the model would have tokenised the joined text (a word split
 // across the boundary is scored whole, as part of the continuation).

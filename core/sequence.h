@@ -33,6 +33,7 @@ class Sequence {
                            // string or ends inside a UTF-8 character)
     bool finished = false;
     std::string finish_reason;  // "length", "stop" or "eos" once finished
+    absl::Status status;        // not OK: the step failed (set by a caller's error boundary)
   };
 
   // Validates the prompt and params against the model; allocates the KV cache (one per branch

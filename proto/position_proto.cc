@@ -1,5 +1,7 @@
 #include "proto/position_proto.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace stave {
@@ -47,11 +49,9 @@ stave::v1::PositionConfig ToProto(const PositionConfig& c) {
   p.set_fusion(ToProto(c.fusion));
   for (double b : c.expert_bases) p.add_expert_bases(b);
   p.set_top_k(static_cast<uint32_t>(c.top_k));
-  p.set_router_path(c.router_path);
+  // router_path stays empty: answers name routers (`router`), set by whoever knows the names.
   return p;
 }
-
-
 
 absl::StatusOr<PositionConfig> FromProto(const stave::v1::PositionConfig& p) {
   PositionConfig c;
@@ -63,8 +63,13 @@ absl::StatusOr<PositionConfig> FromProto(const stave::v1::PositionConfig& p) {
   c.fusion = *fusion;
   c.bases.assign(p.bases().begin(), p.bases().end());
   c.expert_bases.assign(p.expert_bases().begin(), p.expert_bases().end());
-  c.top_k = p.top_k() == 0 ? static_cast<int>(c.expert_bases.size()) : static_cast<int>(p.top_k());
-  c.router_path = p.router_path();
+  // Clamped so that a huge value reads as "too many" in validation, not as a negative int.
+  c.top_k = p.top_k() == 0 ? static_cast<int>(c.expert_bases.size())
+                           : static_cast<int>(std::min<uint32_t>(p.top_k(), 1u << 20));
+  if (!p.router_path().empty())
+    return absl::InvalidArgumentError(
+        "router_path: staved no longer opens files named by clients; name a router with `router` "
+        "(GetModelInfo lists them)");
   return c;
 }
 }  // namespace stave

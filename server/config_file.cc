@@ -12,6 +12,9 @@
 namespace stave::server {
 namespace {
 
+// A position config is a few lines; anything larger is a mistake, not a config.
+constexpr int64_t kMaxConfigFileBytes = 1 << 20;
+
 std::vector<double> ReadBases(const YAML::Node& node, const char* key) {
   if (!node.IsSequence()) throw YAML::Exception(node.Mark(), absl::StrCat(key, ": expected a list of numbers"));
   std::vector<double> bases;
@@ -79,7 +82,7 @@ ConfigFileWatcher::~ConfigFileWatcher() {
 }
 
 absl::Status ConfigFileWatcher::Load() {
-  auto text = ReadTextFile(path_);
+  auto text = ReadTextFile(path_, kMaxConfigFileBytes);
   if (!text.ok()) return text.status();
   last_text_ = *text;
   return Apply(*text);
@@ -113,7 +116,7 @@ void ConfigFileWatcher::Run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!wake_.wait_for(lock, poll_, [this] { return stopping_; })) {
     // Content, not mtime: a ConfigMap update swaps a symlink and may keep timestamps.
-    auto text = ReadTextFile(path_);
+    auto text = ReadTextFile(path_, kMaxConfigFileBytes);
     if (!text.ok()) {
       const std::string error = absl::StrCat("config file ", path_, ": ", text.status().message());
       if (store_.config_file_error() != error) {

@@ -9,7 +9,7 @@
 
 namespace stave::server {
 
-absl::StatusOr<ConfigUpdate> FromProto(const stave::v1::UpdateConfigRequest& r) {
+absl::StatusOr<ConfigUpdate> FromProto(const stave::v1::UpdateConfigRequest& r, const RouterDirectory& routers) {
   ConfigUpdate u;
   if (r.has_mode()) {
     if (r.mode() == stave::v1::POSITION_MODE_UNSPECIFIED)
@@ -28,13 +28,22 @@ absl::StatusOr<ConfigUpdate> FromProto(const stave::v1::UpdateConfigRequest& r) 
   if (r.expert_bases_size() > 0)
     u.expert_bases = std::vector<double>(r.expert_bases().begin(), r.expert_bases().end());
   if (r.has_top_k()) u.top_k = static_cast<int>(std::min<uint32_t>(r.top_k(), 1u << 20));
-  if (r.has_router_path()) u.router_path = r.router_path();
+  if (r.has_router_path())
+    return absl::InvalidArgumentError(
+        "router_path: staved no longer opens files named by clients; name a router with `router` "
+        "(GetModelInfo lists them)");
+  if (r.has_router()) {
+    auto path = routers.PathOf(r.router());
+    if (!path.ok()) return path.status();
+    u.router_path = *path;
+  }
   u.expected_version = r.expected_version();
   return u;
 }
 
 void ConfigService::Describe(const ConfigSnapshot& snapshot, stave::v1::PositionConfig* out) const {
   *out = ToProto(snapshot.position);
+  out->set_router(RouterDirectory::NameOf(snapshot.position.router_path));  // never the path
   out->set_version(snapshot.version);
   out->set_config_file(state_.config.config_file());
   out->set_config_file_error(state_.config.config_file_error());
@@ -55,10 +64,13 @@ grpc::ServerUnaryReactor* ConfigService::UpdateConfig(grpc::CallbackServerContex
   auto* reactor = context->DefaultReactor();
   absl::Status status = auth_.Check(*context);
   if (status.ok()) {
-    auto update = FromProto(*request);
-    // The base search (bucket_count) takes milliseconds to a second: fine on a callback thread.
+    auto update = FromProto(*request, state_.routers);
+    // The base search (bucket_count) runs with the model's default range (a few dozen
+    // candidates, milliseconds): fine on a callback thread.
     auto applied = update.ok() ? state_.config.Update(*update) : update.status();
-    status = applied.status();
+    status = applied.ok() ? absl::OkStatus()
+                          : absl::Status(applied.status().code(),
+                                         state_.routers.Redact(std::string(applied.status().message())));
     if (status.ok()) {
       Describe(**applied, response);
       spdlog::info("config version {} from {}: mode {}, bases [{}], expert bases [{}], top_k {}",
@@ -76,24 +88,32 @@ grpc::ServerUnaryReactor* ConfigService::SearchBases(grpc::CallbackServerContext
                                                      const stave::v1::SearchBasesRequest* request,
                                                      stave::v1::SearchBasesResponse* response) {
   auto* reactor = context->DefaultReactor();
-  absl::Status status;
   if (request->count() < 1 || request->count() > static_cast<uint32_t>(kMaxBuckets)) {
-    status = absl::InvalidArgumentError(
-        absl::StrCat("count: must be in 1..", kMaxBuckets, ", got ", request->count()));
-  } else {
-    BaseSearchOptions options = SearchOptionsFor(state_.model, static_cast<int>(request->count()));
-    options.min_base = request->min_base();
-    options.max_base = request->max_base();
-    options.step = request->step();
-    auto result = stave::SearchBases(options);
-    status = result.status();
+    FinishUnary(reactor, state_.metrics, "SearchBases",
+                absl::InvalidArgumentError(absl::StrCat("count: must be in 1..", kMaxBuckets, ", got ", request->count())));
+    return reactor;
+  }
+  BaseSearchOptions options = SearchOptionsFor(state_.model, static_cast<int>(request->count()));
+  options.min_base = request->min_base();
+  options.max_base = request->max_base();
+  options.step = request->step();
+  // Checked here, so that a bad range is answered at once and the worker only runs bounded work.
+  auto resolved = ResolveBaseSearchOptions(options);
+  if (!resolved.ok()) {
+    FinishUnary(reactor, state_.metrics, "SearchBases", resolved.status());
+    return reactor;
+  }
+  Metrics& metrics = state_.metrics;
+  auto status = state_.side_worker.TrySubmit([reactor, response, &metrics, o = *resolved] {
+    auto result = stave::SearchBases(o);
     if (result.ok()) {
       for (double b : result->bases) response->add_bases(b);
       response->set_shortest_stave(result->stave.value);
       response->set_start_base_shortest_stave(result->start_stave.value);
     }
-  }
-  FinishUnary(reactor, state_.metrics, "SearchBases", status);
+    FinishUnary(reactor, metrics, "SearchBases", result.status());
+  });
+  if (!status.ok()) FinishUnary(reactor, state_.metrics, "SearchBases", status);
   return reactor;
 }
 

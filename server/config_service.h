@@ -30,6 +30,7 @@ class ConfigService final : public stave::v1::Config::CallbackService {
 };
 
 // UpdateConfigRequest -> ConfigUpdate; unknown enum values are INVALID_ARGUMENT.
-absl::StatusOr<ConfigUpdate> FromProto(const stave::v1::UpdateConfigRequest& request);
+// A router name becomes its file in `routers`; router_path is refused (clients never name files).
+absl::StatusOr<ConfigUpdate> FromProto(const stave::v1::UpdateConfigRequest& request, const RouterDirectory& routers);
 
 }  // namespace stave::server

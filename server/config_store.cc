@@ -23,7 +23,8 @@ absl::Status ValidateForModel(const Model& model, const PositionConfig& config) 
     auto status = PreparePosition(model, buckets).status();
     if (!status.ok()) return status;
   }
-  if (config.mode == PositionMode::kMoice || !config.expert_bases.empty() || !config.router_path.empty()) {
+  if (config.mode == PositionMode::kMoice || !config.expert_bases.empty() || !config.router_path.empty() ||
+      config.top_k != 0) {
     PositionConfig moice = config;
     moice.mode = PositionMode::kMoice;
     auto status = PreparePosition(model, moice).status();

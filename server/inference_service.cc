@@ -2,12 +2,15 @@
 
 #include <chrono>
 #include <deque>
+#include <exception>
+#include <filesystem>
 #include <mutex>
 
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/score.h"
+#include "core/utf8.h"
 #include "proto/position_proto.h"
 
 namespace stave::server {
@@ -20,6 +23,24 @@ void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, std::strin
                  const absl::Status& status) {
   metrics.RequestFinished(method, absl::StatusCodeToString(status.code()));
   reactor->Finish(ToGrpcStatus(status));
+}
+
+absl::Status CheckTextSize(absl::string_view field, absl::string_view text) {
+  if (text.size() <= kMaxRequestTextBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", text.size(), " bytes, over the limit of ",
+                                                 kMaxRequestTextBytes, " bytes per request"));
+}
+
+absl::StatusOr<PositionConfig> PositionFromRequest(const ServerState& state,
+                                                   const stave::v1::PositionConfig& position) {
+  auto config = FromProto(position);
+  if (!config.ok()) return config.status();
+  auto router = state.routers.PathOf(position.router());
+  if (!router.ok()) return router.status();
+  config->router_path = *router;
+  auto status = ValidateForModel(state.model, *config);
+  if (!status.ok()) return absl::InvalidArgumentError(state.routers.Redact(std::string(status.message())));
+  return config;
 }
 
 namespace {
@@ -37,10 +58,8 @@ absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool 
     auto snapshot = state.config.Current();
     return ResolvedPosition{snapshot->position, snapshot->version};
   }
-  auto config = FromProto(override);
+  auto config = PositionFromRequest(state, override);
   if (!config.ok()) return config.status();
-  auto status = ValidateForModel(state.model, *config);
-  if (!status.ok()) return absl::InvalidArgumentError(status.message());
   return ResolvedPosition{*std::move(config), 0};
 }
 
@@ -76,8 +95,12 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
 
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending_.pop_front();
+    if (!pending_.empty()) pending_.pop_front();
     writing_ = false;
+    if (!failed_.ok()) {
+      FinishLocked(failed_);
+      return;
+    }
     if (!ok) {  // the stream broke (client gone): end the call, the engine drops the sequence
       if (job_ != nullptr) job_->cancelled = true;
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
@@ -86,11 +109,16 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
     WriteNextLocked();
   }
 
+  // The client cancelled or the deadline passed: a queued job leaves the queue now.
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (job_ != nullptr) job_->cancelled = true;
-    // A write in flight fails and finishes the call from OnWriteDone.
-    if (!writing_) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (job_ != nullptr) job_->cancelled = true;
+      // A write in flight fails and finishes the call from OnWriteDone.
+      if (!writing_) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+    }
+    // Outside our lock: the engine reports the cancellation through the sink, which takes it.
+    if (job_ != nullptr) engine_->Cancelled();
   }
 
   void OnDone() override {
@@ -113,14 +141,27 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
 
   absl::Status Start(const ServerState& state, const std::string& peer,
                      const stave::v1::GenerateRequest& r) {
+    engine_ = &state.engine;
     if (r.prompt().empty()) return absl::InvalidArgumentError("prompt: must not be empty");
+    auto status = CheckTextSize("prompt", r.prompt());
+    if (!status.ok()) return status;
     if (r.max_tokens() == 0) return absl::InvalidArgumentError("max_tokens: must be >= 1");
+    if (r.stop_size() > kMaxStopStrings)
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop: ", r.stop_size(), " stop strings, over the limit of ", kMaxStopStrings));
+    for (const auto& stop : r.stop())
+      if (stop.size() > kMaxStopStringBytes)
+        return absl::InvalidArgumentError(absl::StrCat("stop: a stop string of ", stop.size(),
+                                                       " bytes, over the limit of ", kMaxStopStringBytes));
     auto position = ResolvePosition(state, r.has_position(), r.position());
     if (!position.ok()) return position.status();
     GenerationParams params;
     params.max_tokens = static_cast<int>(std::min<uint32_t>(r.max_tokens(), 1u << 30));
     params.sampling.temperature = r.temperature();
-    params.sampling.top_k = static_cast<int>(r.top_k());
+    // Beyond the vocabulary, top-k keeps every token: the same as no limit.
+    params.sampling.top_k = r.top_k() >= static_cast<uint32_t>(state.model.config().vocab_size)
+                                ? 0
+                                : static_cast<int>(r.top_k());
     params.sampling.top_p = r.top_p() == 0.0f ? 1.0f : r.top_p();
     params.sampling.seed = r.seed();
     params.stop.assign(r.stop().begin(), r.stop().end());
@@ -152,6 +193,12 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
         progress->last_token = now;
         metrics.TokensGenerated(1);
       }
+      if (!step.status.ok()) {  // the engine's error boundary: this request failed alone
+        metrics.RequestFinished("Generate", absl::StatusCodeToString(step.status.code()));
+        std::lock_guard<std::mutex> lock(sink->mutex);
+        if (sink->reactor != nullptr) sink->reactor->Fail(step.status);
+        return;
+      }
       msg.set_text(step.text);
       if (step.finished) {
         msg.set_finish_reason(step.finish_reason);
@@ -178,6 +225,14 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
     WriteNextLocked();
   }
 
+  void Fail(const absl::Status& status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // A write in flight still uses the front message: keep it until OnWriteDone.
+    pending_.resize(writing_ ? std::min<size_t>(pending_.size(), 1) : 0);
+    if (!writing_) FinishLocked(ToGrpcStatus(status));
+    else failed_ = ToGrpcStatus(status);  // finished from OnWriteDone
+  }
+
   void WriteNextLocked() {
     if (writing_ || finished_) return;
     if (!pending_.empty()) {
@@ -196,6 +251,8 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
 
   std::shared_ptr<Sink> sink_;
   std::shared_ptr<EngineJob> job_;
+  Engine* engine_ = nullptr;
+  grpc::Status failed_;  // set when the engine failed the request during a write
   std::mutex mutex_;
   std::deque<stave::v1::GenerateResponse> pending_;
   bool writing_ = false, last_queued_ = false, finished_ = false;
@@ -212,22 +269,35 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
                                                   const stave::v1::ScoreRequest* request,
                                                   stave::v1::ScoreResponse* response) {
   auto* reactor = context->DefaultReactor();
-  auto position = ResolvePosition(state_, request->has_position(), request->position());
-  if (!position.ok()) {
-    FinishUnary(reactor, state_.metrics, "Score", position.status());
+  absl::Status status = CheckTextSize("prompt", request->prompt());
+  if (status.ok()) status = CheckTextSize("continuation", request->continuation());
+  auto position = status.ok() ? ResolvePosition(state_, request->has_position(), request->position())
+                              : absl::StatusOr<ResolvedPosition>(status);
+  // Tokenised here, on the request's thread: the engine thread only runs the forward pass.
+  auto input = position.ok()
+                   ? TokenizeForScoring(*state_.model.tokenizer(), request->prompt(), request->continuation())
+                   : absl::StatusOr<ScoreTokensInput>(position.status());
+  if (!input.ok()) {
+    FinishUnary(reactor, state_.metrics, "Score", input.status());
     return reactor;
   }
   // The engine thread owns the model's compute: scoring waits its turn like a generation step.
   auto job = std::make_shared<EngineJob>();
+  job->abandoned = [context] { return context->IsCancelled(); };  // deadline or client gone
   Metrics& metrics = state_.metrics;
   const Model& model = state_.model;
   const int64_t budget = state_.kv_budget_mb;
-  job->task = [=, &model, &metrics, resolved = *std::move(position)](bool cancelled) {
+  job->task = [=, &model, &metrics, resolved = *std::move(position), tokens = *std::move(input)](bool cancelled) {
     if (cancelled) {
       FinishUnary(reactor, metrics, "Score", absl::CancelledError("cancelled before it ran"));
       return;
     }
-    auto scored = ScoreText(model, request->prompt(), request->continuation(), resolved.config, budget);
+    absl::StatusOr<ScoreResult> scored;
+    try {  // the engine's error boundary for this task
+      scored = ScoreTokens(model, tokens.prompt_ids, tokens.continuation_ids, resolved.config, budget);
+    } catch (const std::exception& e) {
+      scored = absl::InternalError(absl::StrCat("scoring failed inside the engine: ", e.what()));
+    }
     if (scored.ok()) {
       for (int id : scored->token_ids) response->add_token_ids(static_cast<uint32_t>(id));
       for (double lp : scored->logprobs) response->add_logprobs(lp);
@@ -237,7 +307,7 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
     }
     FinishUnary(reactor, metrics, "Score", scored.status());
   };
-  auto status = state_.engine.Submit(job);
+  status = state_.engine.Submit(job);
   if (!status.ok()) FinishUnary(reactor, state_.metrics, "Score", status);
   return reactor;
 }
@@ -245,16 +315,20 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
                                                      const stave::v1::TokenizeRequest* request,
                                                      stave::v1::TokenizeResponse* response) {
-  const Tokenizer& tok = *state_.model.tokenizer();
-  auto ids = tok.Encode(request->text(), request->add_bos());
-  int prev = -1;
-  for (int id : ids) {
-    response->add_token_ids(static_cast<uint32_t>(id));
-    response->add_pieces(tok.DecodeToken(prev, id));
-    prev = id;
-  }
   auto* reactor = context->DefaultReactor();
-  FinishUnary(reactor, state_.metrics, "Tokenize", absl::OkStatus());
+  absl::Status status = CheckTextSize("text", request->text());
+  if (status.ok()) {
+    const Tokenizer& tok = *state_.model.tokenizer();
+    auto ids = tok.Encode(request->text(), request->add_bos());
+    int prev = -1;
+    for (int id : ids) {
+      response->add_token_ids(static_cast<uint32_t>(id));
+      // A byte-fallback token alone may be part of a character: protobuf strings must be UTF-8.
+      response->add_pieces(ToValidUtf8(tok.DecodeToken(prev, id)));
+      prev = id;
+    }
+  }
+  FinishUnary(reactor, state_.metrics, "Tokenize", status);
   return reactor;
 }
 
@@ -262,7 +336,11 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
                                                          const stave::v1::GetModelInfoRequest*,
                                                          stave::v1::ModelInfo* info) {
   const ModelConfig& c = state_.model.config();
-  info->set_path(state_.model.path());
+  // The name only: where the model lives on the server is not the client's business.
+  info->set_path(std::filesystem::path(state_.model.path()).lexically_normal().filename().string());
+  if (info->path().empty())  // a directory given with a trailing slash
+    info->set_path(std::filesystem::path(state_.model.path()).lexically_normal().parent_path().filename().string());
+  for (const auto& name : state_.routers.List()) info->add_routers(name);
   info->set_dim(c.dim);
   info->set_hidden_dim(c.hidden_dim);
   info->set_n_layers(c.n_layers);

@@ -7,6 +7,8 @@
 #include "server/config_store.h"
 #include "server/engine.h"
 #include "server/metrics.h"
+#include "server/router_directory.h"
+#include "server/side_worker.h"
 #include "stave/v1/stave.grpc.pb.h"
 
 namespace stave::server {
@@ -17,8 +19,23 @@ struct ServerState {
   Engine& engine;
   ConfigStore& config;
   Metrics& metrics;
-  int64_t kv_budget_mb = 4096;  // largest KV cache one request may take
+  const RouterDirectory& routers;  // the only router files a request may name
+  SideWorker& side_worker;         // slow configuration work (the base search)
+  int64_t kv_budget_mb = 4096;     // largest KV cache one request may take
 };
+
+// Limits every request is held to before any work is done (stated in stave.proto).
+inline constexpr size_t kMaxRequestTextBytes = size_t{1} << 20;
+inline constexpr int kMaxStopStrings = 16;
+inline constexpr size_t kMaxStopStringBytes = 256;
+
+// INVALID_ARGUMENT naming `field` when `text` is larger than kMaxRequestTextBytes.
+absl::Status CheckTextSize(absl::string_view field, absl::string_view text);
+
+// A request's own position config (the proto's), validated for this model, its router resolved
+// by name in `routers`; INVALID_ARGUMENT naming the field otherwise.
+absl::StatusOr<PositionConfig> PositionFromRequest(const ServerState& state,
+                                                   const stave::v1::PositionConfig& position);
 
 class InferenceService final : public stave::v1::Inference::CallbackService {
  public:

@@ -18,6 +18,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/default_model.h"
 #include "core/model.h"
@@ -30,6 +31,8 @@
 #include "server/inference_service.h"
 #include "server/json_log_formatter.h"
 #include "server/metrics.h"
+#include "server/router_directory.h"
+#include "server/side_worker.h"
 #include "server/write_auth.h"
 
 ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file or a Hugging Face directory (default: $STAVE_MODEL, else the embedded default model)");
@@ -50,6 +53,9 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --t
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls-cert");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle: require client certificates signed by it");
 ABSL_FLAG(bool, log_json, false, "log one JSON object per line");
+ABSL_FLAG(std::string, router_dir, "",
+          "directory of MoICE routers requests may name (NAME = NAME.safetensors there; default: the "
+          "model's directory)");
 
 namespace {
 
@@ -99,6 +105,42 @@ void DashesToUnderscores(int argc, char** argv) {
 
 std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
+// HOST:PORT with a port in 0..65535 (gRPC would silently bind a random port for 99999).
+absl::Status CheckListenAddress(const std::string& address, const char* flag) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port < 0 || port > 65535)
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": expected HOST:PORT with a port in 0..65535, got '",
+                                                   address, "'"));
+  return absl::OkStatus();
+}
+
+// Every numeric flag checked once at start, each with a message naming the flag.
+absl::Status CheckFlags() {
+  struct Bound {
+    const char* flag;
+    int64_t value, min, max;
+  };
+  const Bound bounds[] = {
+      {"--max-active", absl::GetFlag(FLAGS_max_active), 1, 4096},
+      {"--queue-size", absl::GetFlag(FLAGS_queue_size), 1, 1 << 20},
+      {"--kv-budget-mb", absl::GetFlag(FLAGS_kv_budget_mb), 1, int64_t{1} << 30},
+      {"--threads", absl::GetFlag(FLAGS_threads), 0, 1024},
+      {"--grace-seconds", absl::GetFlag(FLAGS_grace_seconds), 0, 86400},
+      {"--config-poll-ms", absl::GetFlag(FLAGS_config_poll_ms), 10, 3600 * 1000},
+  };
+  for (const Bound& b : bounds)
+    if (b.value < b.min || b.value > b.max)
+      return absl::InvalidArgumentError(
+          absl::StrCat(b.flag, ": must be in ", b.min, "..", b.max, ", got ", b.value));
+  auto status = CheckListenAddress(absl::GetFlag(FLAGS_listen), "--listen");
+  if (!status.ok()) return status;
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty())
+    return CheckListenAddress(absl::GetFlag(FLAGS_metrics_listen), "--metrics-listen");
+  return absl::OkStatus();
+}
+
 int Fail(const absl::Status& status) {
   spdlog::critical("{}", std::string(status.message()));
   return 1;
@@ -108,21 +150,20 @@ int Fail(const absl::Status& status) {
 // (as models/default does, and stave train-router can write), that router with its expert bases
 // and K, so that switching to moice needs only the mode. A router that does not load or match
 // the model is left out with a warning: it must not stop the server.
-stave::PositionConfig InitialPositionConfig(const std::string& model_path, const stave::Model& model) {
+stave::PositionConfig InitialPositionConfig(const stave::server::RouterDirectory& directory, const stave::Model& model) {
   stave::PositionConfig initial;
-  const auto router = std::filesystem::path(model_path) / "router.safetensors";
-  std::error_code ec;
-  if (!std::filesystem::is_directory(model_path, ec) || !std::filesystem::exists(router, ec)) return initial;
-  auto routers = stave::MoiceRouters::Load(router.string(), model.config());
+  auto path = directory.PathOf("router");
+  if (!path.ok()) return initial;
+  auto routers = stave::MoiceRouters::Load(*path, model.config());
   if (!routers.ok()) {
-    spdlog::warn("not using {}: {}", router.string(), routers.status().ToString());
+    spdlog::warn("not using {}: {}", *path, routers.status().ToString());
     return initial;
   }
-  initial.router_path = router.string();
+  initial.router_path = *path;
   initial.expert_bases = routers->expert_bases;
   initial.top_k = routers->top_k;
-  spdlog::info("moice router for this model: {} ({} experts, top-{}); set mode moice to use it",
-               router.string(), routers->experts(), routers->top_k);
+  spdlog::info("moice router 'router' for this model: {} ({} experts, top-{}); set mode moice to use it",
+               *path, routers->experts(), routers->top_k);
   return initial;
 }
 
@@ -143,6 +184,8 @@ int main(int argc, char** argv) {
     model_path = *embedded;
     spdlog::info("no --model given: serving the embedded default model {}", model_path);
   }
+  auto flags = CheckFlags();
+  if (!flags.ok()) return Fail(flags);
   stave::ConfigureThreads(absl::GetFlag(FLAGS_threads));
   auto model = stave::Model::Load(model_path, absl::GetFlag(FLAGS_tokenizer));
   if (!model.ok()) return Fail(model.status());
@@ -155,7 +198,14 @@ int main(int argc, char** argv) {
   auto metrics = stave::server::Metrics::Create(absl::GetFlag(FLAGS_metrics_listen));
   if (!metrics.ok()) return Fail(metrics.status());
 
-  stave::server::ConfigStore config(**model, InitialPositionConfig(model_path, **model));
+  std::string router_dir = absl::GetFlag(FLAGS_router_dir);
+  if (router_dir.empty()) {
+    std::error_code ec;
+    router_dir = std::filesystem::is_directory(model_path, ec) ? model_path
+                                                               : std::filesystem::path(model_path).parent_path().string();
+  }
+  const stave::server::RouterDirectory routers(router_dir);
+  stave::server::ConfigStore config(**model, InitialPositionConfig(routers, **model));
   config.OnChange([&m = **metrics](const stave::server::ConfigSnapshot& s) { m.ConfigVersion(s.version); });
   (*metrics)->ConfigVersion(config.Current()->version);
   std::unique_ptr<stave::server::ConfigFileWatcher> watcher;
@@ -172,7 +222,9 @@ int main(int argc, char** argv) {
   stave::server::Engine engine({.queue_limit = absl::GetFlag(FLAGS_queue_size),
                                 .max_active = absl::GetFlag(FLAGS_max_active),
                                 .on_load = [&m = **metrics](int q, int a) { m.Load(q, a); }});
-  stave::server::ServerState state{**model, engine, config, **metrics, absl::GetFlag(FLAGS_kv_budget_mb)};
+  stave::server::SideWorker side_worker("base search");
+  stave::server::ServerState state{**model, engine, config, **metrics, routers, side_worker,
+                                   absl::GetFlag(FLAGS_kv_budget_mb)};
   stave::server::InferenceService inference(state);
   stave::server::ConfigService config_service(state, *std::move(auth));
 
@@ -182,13 +234,18 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second staved on the same port would start silently and
+  // take half the connections. Off, the second one fails to bind and says so.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
   const std::string listen = absl::GetFlag(FLAGS_listen);
   builder.AddListeningPort(listen, *credentials, &port);
   builder.RegisterService(&inference);
   builder.RegisterService(&config_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) return Fail(absl::UnavailableError(absl::StrCat("cannot listen on ", listen)));
+  if (server == nullptr || port == 0)
+    return Fail(absl::UnavailableError(
+        absl::StrCat("--listen ", listen, ": cannot listen there (address in use, or not an address of this host)")));
 
   // The lines tests and scripts wait for: the ports actually bound (metrics first).
   if ((*metrics)->port() != 0)

@@ -57,7 +57,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
 Metrics::~Metrics() {
   if (http_ == nullptr) return;
   http_->stop();
-  http_thread_.join();
+  if (http_thread_.joinable()) http_thread_.join();  // not started when binding failed
 }
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& listen) {
@@ -69,6 +69,12 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& list
     return absl::InvalidArgumentError(absl::StrCat("--metrics-listen: expected HOST:PORT, got '", listen, "'"));
   const std::string host = listen.substr(0, colon);
   metrics->http_ = std::make_unique<httplib::Server>();
+  // httplib sets SO_REUSEPORT by default: a second staved on the same port would then start
+  // silently and the two would share the scrapes. SO_REUSEADDR alone lets a restart rebind.
+  metrics->http_->set_socket_options([](int socket) {
+    int yes = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   std::weak_ptr<prometheus::Registry> registry = metrics->registry_;
   metrics->http_->Get("/metrics", [registry](const httplib::Request&, httplib::Response& response) {
     auto r = registry.lock();
@@ -79,7 +85,8 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& list
   metrics->port_ = port == 0 ? metrics->http_->bind_to_any_port(host)
                              : (metrics->http_->bind_to_port(host, port) ? port : -1);
   if (metrics->port_ <= 0)
-    return absl::UnavailableError(absl::StrCat("--metrics-listen ", listen, ": cannot listen there"));
+    return absl::UnavailableError(absl::StrCat("--metrics-listen ", listen,
+                                               ": cannot listen there (address in use, or not an address of this host)"));
   metrics->http_thread_ = std::thread([server = metrics->http_.get()] { server->listen_after_bind(); });
   // httplib's stop() does nothing until the accept loop runs: wait for it, or a Metrics destroyed
   // right away (staved failing at start-up) would join a thread that never stops.

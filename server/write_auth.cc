@@ -1,6 +1,7 @@
 #include "server/write_auth.h"
 
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "core/text_file.h"
@@ -45,7 +46,10 @@ absl::Status WriteAuth::Check(const grpc::CallbackServerContext& context) const 
     return absl::UnauthenticatedError("config writes need the metadata 'authorization: Bearer <token>'");
   std::string_view value(it->second.data(), it->second.size());
   constexpr std::string_view kScheme = "Bearer ";
-  if (!value.starts_with(kScheme) || !ConstantTimeEquals(value.substr(kScheme.size()), *token_))
+  // The scheme is case-insensitive (RFC 7235 section 2.1): "bearer" and "BEARER" are the same.
+  if (!absl::StartsWithIgnoreCase(absl::string_view(value.data(), value.size()),
+                                  absl::string_view(kScheme.data(), kScheme.size())) ||
+      !ConstantTimeEquals(value.substr(kScheme.size()), *token_))
     return absl::UnauthenticatedError("the bearer token does not match staved's --admin-token-file");
   return absl::OkStatus();
 }

@@ -169,7 +169,7 @@ TEST_F(CorruptSafetensors, Truncated) {
 
 TEST_F(CorruptSafetensors, TruncatedInsideHeader) {
   WriteFile(file_, bytes_.substr(0, 20));
-  EXPECT_THAT(LoadError(), HasSubstr("exceeds the file size"));
+  EXPECT_THAT(LoadError(), HasSubstr("header length exceeds the file"));
 }
 
 TEST_F(CorruptSafetensors, MangledHeader) {

@@ -6,28 +6,11 @@
 namespace stave {
 namespace {
 
+using testing::OpenStream;
 using testing::Request;
+using testing::SlowRequest;
 using testing::Staved;
 using testing::Stream;
-
-// A request slow enough to still be running while the test acts: 16 buckets of one base.
-stave::v1::GenerateRequest SlowRequest(int max_tokens = 450) {
-  auto request = Request("Once upon a time", max_tokens);
-  request.mutable_position()->set_mode(stave::v1::BUCKETS);
-  for (int i = 0; i < 16; ++i) request.mutable_position()->add_bases(10000);
-  return request;
-}
-
-// A stream kept open by the test: started, first message read.
-struct OpenStream {
-  grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<stave::v1::GenerateResponse>> reader;
-  stave::v1::GenerateResponse first;
-  bool Start(stave::v1::Inference::Stub& stub, const stave::v1::GenerateRequest& request) {
-    reader = stub.Generate(&context, request);
-    return reader->Read(&first);
-  }
-};
 
 class LifecycleTest : public ::testing::Test {
  protected:

@@ -17,6 +17,8 @@
 
 #include <httplib.h>
 
+#include "core/checkpoint.h"
+#include "core/hf_checkpoint.h"
 #include "stave/v1/stave.grpc.pb.h"
 #include "tests/test_support.h"
 
@@ -72,6 +74,7 @@ class Staved {
   Staved& operator=(const Staved&) = delete;
 
   const std::string& address() const { return address_; }  // empty: it did not start
+  int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
 
   std::shared_ptr<grpc::Channel> Channel() const {
@@ -151,6 +154,64 @@ inline stave::v1::GenerateRequest Request(const std::string& prompt, int max_tok
   request.set_max_tokens(static_cast<uint32_t>(max_tokens));
   request.set_temperature(0);
   return request;
+}
+
+// A random-weight model slow enough that a 16-bucket stream of a few hundred tokens runs for
+// seconds on any machine (stories260K finished 341 tokens in 0.3 s here), with the default
+// model's tokenizer. Written once per test process; its directory is returned.
+inline std::string SlowModelDir() {
+  static const std::string dir = [] {
+    const auto path = std::filesystem::temp_directory_path() / ("stave_slow_model_" + std::to_string(::getpid()));
+    ModelConfig config;
+    config.dim = 512;
+    config.hidden_dim = 1536;
+    config.n_layers = 4;
+    config.n_heads = 8;
+    config.n_kv_heads = 8;
+    config.vocab_size = 408;  // models/default/tokenizer.model
+    config.max_seq_len = 1024;
+    std::filesystem::create_directories(path);
+    if (!SaveHfCheckpoint(RandomCheckpoint(config, 7), path.string()).ok()) return std::string();
+    std::filesystem::copy_file(std::string(STAVE_SOURCE_DIR) + "/models/default/tokenizer.model",
+                               path / "tokenizer.model", std::filesystem::copy_options::overwrite_existing);
+    std::atexit([] { std::filesystem::remove_all(std::filesystem::temp_directory_path() /
+                                                 ("stave_slow_model_" + std::to_string(::getpid()))); });
+    return path.string();
+  }();
+  return dir;
+}
+
+// A request slow enough to still be running while a test acts: 16 buckets of one base.
+inline stave::v1::GenerateRequest SlowRequest(int max_tokens = 450) {
+  auto request = Request("Once upon a time", max_tokens);
+  request.mutable_position()->set_mode(stave::v1::BUCKETS);
+  for (int i = 0; i < 16; ++i) request.mutable_position()->add_bases(10000);
+  return request;
+}
+
+// A stream kept open by the test: started, first message read.
+struct OpenStream {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<stave::v1::GenerateResponse>> reader;
+  stave::v1::GenerateResponse first;
+  bool Start(stave::v1::Inference::Stub& stub, const stave::v1::GenerateRequest& request) {
+    reader = stub.Generate(&context, request);
+    return reader->Read(&first);
+  }
+};
+
+// Runs staved with `args` to its exit (expected to fail at start); exit code and all it printed.
+inline std::pair<int, std::string> RunStavedToExit(const std::vector<std::string>& args) {
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "staved";
+  std::string command = exe.string();
+  for (const auto& a : args) command += " '" + a + "'";
+  std::string output;
+  // `timeout`: a staved that starts after all must not hang the test.
+  FILE* pipe = popen(("timeout 60 " + command + " 2>&1 </dev/null").c_str(), "r");
+  char buffer[512];
+  while (fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
 }
 
 }  // namespace stave::testing

@@ -1,5 +1,6 @@
 #include "core/tokenizer.h"
 
+#include <chrono>
 #include <fstream>
 
 #include "core/llama2c_tokenizer.h"
@@ -64,6 +65,45 @@ TEST(Llama2cTokenizer, ByteFallbackAndBosSpaceRule) {
   EXPECT_EQ((*tok)->DecodeToken(1, 15043), "Hello");         // leading space dropped after BOS
   EXPECT_EQ((*tok)->DecodeToken(3186, 15043), " Hello");
   EXPECT_EQ((*tok)->DecodeToken(5, 0x41 + 3), "A");           // <0x41>
+}
+
+TEST(Llama2cTokenizer, EncodesSixtyFourKilobytesInNearLinearTime) {
+  // run.c's merge loop is quadratic (64 KB took about 40 s); the priority-queue merge takes tens
+  // of milliseconds. The bound is generous so a loaded shared machine cannot make this flaky.
+  SKIP_UNLESS_SHARED(kSpBin);
+  auto tok = LoadTokenizer(testing::SharedPath(kSpBin));
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  std::string text;
+  for (size_t i = 0; text.size() < 64 * 1024; ++i) {
+    text += Texts()[i % Texts().size()];
+    text += i % 7 == 6 ? "\n" : " ";
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto ids = (*tok)->Encode(text, true);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+  ASSERT_GT(ids.size(), 1u);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_LT(ids.size(), text.size() / 2);  // merges happened
+  EXPECT_TRUE((*tok)->Decode(std::span<const int>(ids).subspan(1), ids[0]) == text);
+}
+
+TEST(Llama2cTokenizer, KnownIdsForTrickyTexts) {
+  // Produced by the previous implementation, run.c's quadratic loop ported byte for byte: equal
+  // scores (runs of "a"), invalid UTF-8, emoji without vocabulary entries (byte fallback),
+  // "<s>" as plain text, tabs and indentation.
+  SKIP_UNLESS_SHARED(kSpBin);
+  auto tok = LoadTokenizer(testing::SharedPath(kSpBin));
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  const std::vector<std::pair<std::string, std::vector<int>>> cases = {
+      {"aaaaaaaaaaaaaaaa", {1, 263, 27137, 27137, 27137, 7340, 29874}},
+      {"\xff\xfe invalid \x80 bytes", {1, 29871, 258, 257, 8340, 35, 131, 6262}},
+      {"\xf0\x9f\xa6\x99\xf0\x9f\xa6\x99 emoji\n\n  spaces",
+       {1, 29871, 243, 162, 169, 156, 243, 162, 169, 156, 953, 29877, 2397, 13, 13, 29871, 8162}},
+      {"<s> is not special", {1, 529, 29879, 29958, 338, 451, 4266}},
+      {"    indented\tcode();", {1, 268, 1399, 14927, 12, 401, 890}},
+  };
+  for (const auto& [text, expected] : cases) EXPECT_EQ((*tok)->Encode(text, true), expected) << text;
 }
 
 TEST(Tokenizer, MissingAndCorruptFilesAreErrors) {
