@@ -33,12 +33,12 @@ void Rope(float* x, int64_t heads, int64_t head_dim, const float* cos, const flo
 namespace {
 
 // One head: out = softmax(q . keys / sqrt(d)) values over `length` cached positions.
-void AttendOneHead(const float* q, const float* keys, const float* values, float* att, float* out,
-                   int64_t head_dim, int64_t length) {
+void AttendOneHead(const float* q, const PagedRows& keys, const PagedRows& values, int64_t kv_head, float* att,
+                   float* out, int64_t head_dim, int64_t length) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   float max_score = -INFINITY;
   for (int64_t t = 0; t < length; ++t) {
-    const float* k = keys + t * head_dim;
+    const float* k = keys.At(t, kv_head, head_dim);
     float s = 0.0f;
     for (int64_t i = 0; i < head_dim; ++i) s += q[i] * k[i];
     att[t] = s * scale;
@@ -52,7 +52,7 @@ void AttendOneHead(const float* q, const float* keys, const float* values, float
   std::fill(out, out + head_dim, 0.0f);
   for (int64_t t = 0; t < length; ++t) {
     const float p = att[t] / sum;
-    const float* v = values + t * head_dim;
+    const float* v = values.At(t, kv_head, head_dim);
     for (int64_t i = 0; i < head_dim; ++i) out[i] += p * v[i];
   }
 }
@@ -64,26 +64,26 @@ int64_t HeadGrain(int64_t length, int64_t head_dim, int64_t per_head_passes) {
 
 }  // namespace
 
-void Attention(const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-               float* out, float* scratch, int64_t batch, int64_t heads, int64_t kv_heads,
-               int64_t head_dim, int64_t capacity, int64_t length) {
+void PagedAttention(const DecodeRow* rows, int64_t n_rows, float* scratch, int64_t max_length, int64_t heads,
+                    int64_t kv_heads, int64_t head_dim) {
   const int64_t group = heads / kv_heads;
-  at::parallel_for(0, batch * heads, HeadGrain(length, head_dim, 1), [&](int64_t begin, int64_t end) {
-    for (int64_t bh = begin; bh < end; ++bh) {
-      const int64_t b = bh / heads, h = bh % heads;
-      const int64_t kv = b * kv_heads + h / group;
-      AttendOneHead(q + b * q_stride + h * head_dim, k_cache + kv * capacity * head_dim,
-                    v_cache + kv * capacity * head_dim, scratch + bh * length,
-                    out + bh * head_dim, head_dim, length);
+  int64_t mean_length = 0;
+  for (int64_t r = 0; r < n_rows; ++r) mean_length += rows[r].length;
+  mean_length = n_rows > 0 ? mean_length / n_rows : 0;
+  at::parallel_for(0, n_rows * heads, HeadGrain(mean_length, head_dim, 1), [&](int64_t begin, int64_t end) {
+    for (int64_t rh = begin; rh < end; ++rh) {
+      const DecodeRow& row = rows[rh / heads];
+      const int64_t h = rh % heads;
+      AttendOneHead(row.q + h * head_dim, row.keys, row.values, h / group, scratch + rh * max_length,
+                    row.out + h * head_dim, head_dim, row.length);
     }
   });
 }
 
-void MoiceAttention(const float* q_raw, const float* const* k_caches, const float* v_cache,
-                    float* out, float* scratch, const float* const* cos, const float* const* sin,
-                    const float* w1, const float* w2, const float* w3, int64_t experts, int64_t top_k,
-                    int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t capacity,
-                    int64_t length) {
+void MoiceAttention(const float* q_raw, const PagedRows* keys, const PagedRows& values, float* out,
+                    float* scratch, const float* const* cos, const float* const* sin, const float* w1,
+                    const float* w2, const float* w3, int64_t experts, int64_t top_k, int64_t heads,
+                    int64_t kv_heads, int64_t head_dim, int64_t length) {
   const int64_t group = heads / kv_heads;
   const int64_t per_head = length + 3 * head_dim + 2 * experts;
   at::parallel_for(0, heads, HeadGrain(length, head_dim, top_k), [&](int64_t begin, int64_t end) {
@@ -132,8 +132,7 @@ void MoiceAttention(const float* q_raw, const float* const* k_caches, const floa
           Rope(qe, 1, head_dim, cos[e], sin[e]);
           q = qe;
         }
-        AttendOneHead(q, k_caches[e] + kv * capacity * head_dim, v_cache + kv * capacity * head_dim,
-                      att, part, head_dim, length);
+        AttendOneHead(q, keys[e], values, kv, att, part, head_dim, length);
         const float weight = p[e] / kept;
         for (int64_t i = 0; i < head_dim; ++i) o[i] += weight * part[i];
       }

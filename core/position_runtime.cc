@@ -11,6 +11,9 @@ const RopeTable& PositionRuntime::Rope(const Model& model) const {
   return rope != nullptr ? *rope : model.rope();
 }
 
+int PositionRuntime::key_rows() const { return routers != nullptr ? routers->experts() : branches; }
+int PositionRuntime::value_rows() const { return routers != nullptr ? 1 : branches; }
+
 int64_t PositionRuntime::KvBytes(const ModelConfig& config, int capacity) const {
   // MoICE keeps one key copy per expert base next to one value copy.
   if (routers != nullptr)

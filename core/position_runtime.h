@@ -19,6 +19,10 @@ struct PositionRuntime {
   std::shared_ptr<const MoiceRouters> routers;  // moice only
 
   const RopeTable& Rope(const Model& model) const;
+  // Cache tables in the paged pool: a key and a value table per branch; MoICE one key table per
+  // expert base and one value table.
+  int key_rows() const;
+  int value_rows() const;
   int64_t KvBytes(const ModelConfig& config, int capacity) const;
   KvCache AllocateCache(const ModelConfig& config, int capacity) const;
 };

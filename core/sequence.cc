@@ -2,10 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <stdexcept>
+
 #include "absl/strings/str_cat.h"
 #include "core/bucket_fusion.h"
-#include "core/kv_cache.h"
-#include "core/transformer.h"
+#include "core/scheduler.h"
 #include "core/utf8.h"
 
 namespace stave {
@@ -60,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
       std::min<int64_t>(ctx, static_cast<int64_t>(prompt_ids.size()) + params.max_tokens));
   auto runtime = PreparePosition(model, params.position);
   if (!runtime.ok()) return runtime.status();
-  // Buckets multiply the KV cache by the branch count: check it fits before allocating.
+  // Buckets multiply the KV cache by the branch count: check it fits before running.
   status = CheckKvBudget(*runtime, model.config(), capacity, params.kv_budget_mb);
   if (!status.ok()) return status;
   return std::unique_ptr<Sequence>(
@@ -74,9 +75,21 @@ Sequence::Sequence(const Model& model, std::vector<int> prompt_ids, const Genera
       params_(params),
       sampler_(params.sampling),
       runtime_(std::move(runtime)),
-      cache_(std::make_unique<KvCache>(runtime_.AllocateCache(model.config(), capacity))) {}
+      capacity_(capacity) {}
 
 Sequence::~Sequence() = default;
+
+int Sequence::pending() const {
+  return static_cast<int>(prompt_ids_.size() + token_ids_.size()) - kv_.length;
+}
+
+std::vector<int64_t> Sequence::PendingTokens(int n) const {
+  std::vector<int64_t> tokens;
+  const int prompt = static_cast<int>(prompt_ids_.size());
+  for (int p = kv_.length; p < kv_.length + n; ++p)
+    tokens.push_back(p < prompt ? prompt_ids_[p] : token_ids_[p - prompt]);
+  return tokens;
+}
 
 std::string Sequence::Release(bool everything) {
   size_t end = text_.size();
@@ -90,20 +103,34 @@ std::string Sequence::Release(bool everything) {
 }
 
 Sequence::Step Sequence::Next() {
-  Step step;
   if (finished_) {
+    Step step;
     step.finished = true;
     return step;
   }
-  c10::InferenceMode inference_mode;  // no autograd or view tracking: fewer allocations per op
-  const bool prefill = cache_->length == 0;
-  const std::vector<int>& feed_ids = prefill ? prompt_ids_ : std::vector<int>{token_ids_.back()};
-  // Every branch sees the same tokens at the same positions; only its RoPE base differs.
-  auto tokens = torch::tensor(std::vector<int64_t>(feed_ids.begin(), feed_ids.end()), torch::kLong)
-                    .view({1, -1})
-                    .expand({runtime_.branches, -1});
-  auto branch_logits = model_.transformer().Forward(tokens, *cache_, runtime_.Rope(model_), false,
-                                                    runtime_.routers.get());  // [branches, V]
+  if (own_scheduler_ == nullptr) {
+    // Its own pool: just the blocks this sequence can need (Create checked the budget).
+    SchedulerOptions options;
+    options.max_batch_tokens = 1 << 30;  // the prompt in one forward, as a single stream wants
+    options.max_running = 1;
+    const int block = 16;
+    const int64_t blocks = int64_t{runtime_.key_rows() + runtime_.value_rows()} * ((capacity_ + block - 1) / block);
+    auto pool = KvPool::Create(model_.config(), blocks * KvPool::BlockBytes(model_.config(), block), block);
+    if (!pool.ok()) throw std::runtime_error(std::string(pool.status().message()));
+    own_scheduler_ = std::make_unique<Scheduler>(model_, *std::move(pool), options);
+    auto added = own_scheduler_->Add(this);
+    if (!added.ok()) throw std::runtime_error(std::string(added.message()));
+  }
+  while (true) {
+    auto outputs = own_scheduler_->Step();
+    for (auto& out : outputs)
+      if (out.sequence == this) return std::move(out.step);
+  }
+}
+
+Sequence::Step Sequence::Accept(const at::Tensor& branch_logits) {
+  Step step;
+  c10::InferenceMode inference_mode;
   auto logits = FuseBranchLogits(branch_logits, params_.position.fusion).contiguous();
   const int token = sampler_.Sample(
       std::span<const float>(logits.data_ptr<float>(), static_cast<size_t>(logits.size(-1))));

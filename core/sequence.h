@@ -1,13 +1,17 @@
-// One generation in progress: prompt, KV cache, sampler, the text produced so far, and the rules
-// that end it (stop token, stop strings, max tokens, context limit). Next() runs the prefill on
-// its first call and one decode step after that, so a scheduler can interleave sequences.
+// One generation in progress: prompt, sampler, the text produced so far, the rules that end it
+// (stop token, stop strings, max tokens, context limit) and its cache tables in a KV pool. A
+// Scheduler runs many of them in one forward per step; Next() runs a sequence on its own (a
+// one-sequence scheduler with a pool just large enough), for the CLI and the tests.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <ATen/core/Tensor.h>
+
 #include "absl/status/statusor.h"
+#include "core/kv_pool.h"
 #include "core/model.h"
 #include "core/position_config.h"
 #include "core/position_runtime.h"
@@ -15,6 +19,7 @@
 
 namespace stave {
 
+class Scheduler;
 
 struct GenerationParams {
   int max_tokens = 256;
@@ -22,7 +27,7 @@ struct GenerationParams {
   std::vector<std::string> stop;  // stop strings; the text ends before the first one found
   bool ignore_stop_token = false;  // benchmarks: always run max_tokens steps
   PositionConfig position;         // vanilla, or buckets with their bases and fusion
-  int64_t kv_budget_mb = 4096;     // refuse sequences whose KV caches would need more
+  int64_t kv_budget_mb = 4096;     // Next() on its own: refuse sequences whose cache would need more
 };
 
 class Sequence {
@@ -36,13 +41,15 @@ class Sequence {
     absl::Status status;        // not OK: the step failed (set by a caller's error boundary)
   };
 
-  // Validates the prompt and params against the model; allocates the KV cache (one per branch
-  // in buckets mode).
+  // Validates the prompt and params against the model and prepares the position method. The
+  // sequence holds no KV memory until a scheduler runs it.
   static absl::StatusOr<std::unique_ptr<Sequence>> Create(const Model& model,
                                                           std::vector<int> prompt_ids,
                                                           const GenerationParams& params);
   ~Sequence();
 
+  // On its own: the prefill on the first call (its own pool is allocated then, within
+  // params.kv_budget_mb), one decode step after that.
   Step Next();
 
   bool finished() const { return finished_; }
@@ -50,6 +57,19 @@ class Sequence {
   const std::vector<int>& token_ids() const { return token_ids_; }  // generated only
   const std::string& text() const { return text_; }
   int branches() const { return runtime_.branches; }
+
+  // For a scheduler.
+  const PositionRuntime& runtime() const { return runtime_; }
+  SequenceKv& kv() { return kv_; }
+  // Positions the sequence may need (prompt and every generated token but the last).
+  int capacity() const { return capacity_; }
+  // Tokens known but not yet in the cache: the prompt (all of it again after a preemption,
+  // with what was generated so far), or the last sampled token.
+  int pending() const;
+  // The next `n` pending tokens, for a batch entry.
+  std::vector<int64_t> PendingTokens(int n) const;
+  // The fused logits of the last pending position: samples, applies the stop rules.
+  Step Accept(const at::Tensor& branch_logits);
 
  private:
   Sequence(const Model& model, std::vector<int> prompt_ids, const GenerationParams& params,
@@ -61,7 +81,9 @@ class Sequence {
   GenerationParams params_;
   Sampler sampler_;
   PositionRuntime runtime_;
-  std::unique_ptr<KvCache> cache_;
+  int capacity_ = 0;
+  SequenceKv kv_;
+  std::unique_ptr<Scheduler> own_scheduler_;  // Next() only
   std::vector<int> token_ids_;
   std::string text_;
   size_t released_ = 0;

@@ -5,57 +5,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/decode_kernels.h"
-#include "core/small_batch_matmul.h"
+#include "core/linear.h"
 
 namespace stave {
-namespace {
-
-// The residual stream is kept as [rows, dim] (rows = batch x tokens) so projections are a single
-// matrix-vector product in decode (one row) and a GEMM otherwise. Small models are bound by
-// per-op overhead, so each helper uses as few LibTorch ops as it can.
-
-at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  auto inv_rms = x.square().mean(-1, /*keepdim=*/true).add_(eps).rsqrt_();
-  return (x * inv_rms).mul_(weight);
-}
-
-// Decode-sized products on CPU (2..16 rows: bucket branches) go to the small-batch kernel,
-// which reads the weights once for all rows; OpenBLAS GEMM is ~3x slower at these sizes.
-bool UseSmallBatchKernel(const at::Tensor& x, const at::Tensor& w) {
-  return x.size(0) > 1 && x.size(0) <= kernels::kSmallBatchMaxRows && x.is_cpu() &&
-         x.is_contiguous() && w.is_contiguous() && x.scalar_type() == at::kFloat;
-}
-
-// y = x W^T. A single row goes through matrix-vector: measured ~2.5x faster than a one-row GEMM
-// with LibTorch 1.13 + OpenBLAS, and decode is nothing but weight reading.
-at::Tensor Linear(const at::Tensor& x, const at::Tensor& w) {
-  if (x.size(0) == 1) return at::mv(w, x.view(-1)).view({1, -1});
-  if (UseSmallBatchKernel(x, w)) {
-    auto y = at::empty({x.size(0), w.size(0)}, x.options());
-    kernels::SmallBatchMatmul(x.data_ptr<float>(), w.data_ptr<float>(), y.data_ptr<float>(),
-                              x.size(0), w.size(0), w.size(1), /*accumulate=*/false);
-    return y;
-  }
-  return at::mm(x, w.t());
-}
-
-// x += y W^T, in place (the residual connection fused into the projection). While autograd
-// records (router training), out of place: the old x is still needed for the backward pass.
-void AddLinear_(at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
-  if (at::GradMode::is_enabled() && (x.requires_grad() || y.requires_grad())) {
-    x = x.addmm(y, w.t());
-  } else if (x.size(0) == 1) {
-    x.view(-1).addmv_(w, y.view(-1));
-  } else if (UseSmallBatchKernel(y, w) && x.is_contiguous()) {
-    kernels::SmallBatchMatmul(y.data_ptr<float>(), w.data_ptr<float>(), x.data_ptr<float>(),
-                              y.size(0), w.size(0), w.size(1), /*accumulate=*/true);
-  } else {
-    x.addmm_(y, w.t());
-  }
-}
-
-}  // namespace
 
 Transformer::Transformer(const Checkpoint& ckpt) : config_(ckpt.config) {
   auto get = [&](const std::string& name) { return ckpt.tensors.at(name).contiguous(); };
@@ -170,9 +122,6 @@ at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
                                 std::vector<at::Tensor>* router_probs) const {
   const int64_t B = tokens.size(0), T = tokens.size(1), start = cache.length;
   TORCH_CHECK(start + T <= cache.capacity, "KV cache capacity exceeded");
-  if (T == 1 && !all_positions && embed_.is_cpu() && router_probs == nullptr &&
-      (moice == nullptr || B == 1))
-    return DecodeStepCpu(tokens, cache, rope, moice);
   // [R, T, 1, hd] rows of the tables: broadcast over heads (and over the batch when R = 1).
   auto rows = [&](const at::Tensor& table) {
     return (table.dim() == 2 ? table.unsqueeze(0) : table).narrow(1, start, T).unsqueeze(2);
@@ -196,82 +145,6 @@ at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
     return Linear(RmsNorm(x, final_norm_, config_.norm_eps), classifier_).view({B, T, -1});
   auto last = T == 1 ? x : x.view({B, T, config_.dim}).select(1, T - 1);
   return Linear(RmsNorm(last, final_norm_, config_.norm_eps), classifier_);
-}
-
-at::Tensor Transformer::DecodeStepCpu(const at::Tensor& tokens, KvCache& cache,
-                                      const RopeTable& rope, const MoiceRouters* moice) const {
-  const int64_t B = tokens.size(0), pos = cache.length, dim = config_.dim, hd = config_.head_dim();
-  const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, hidden = config_.hidden_dim;
-  const int64_t qkv_row = (nh + 2 * nkv) * hd, capacity = cache.capacity;
-  const float eps = static_cast<float>(config_.norm_eps);
-  const bool shared_rope = rope.cos.dim() == 2;
-  const int64_t rope_len = rope.cos.size(-2);
-
-  auto x = embed_.index_select(0, tokens.reshape(-1));  // [B, dim], the residual stream
-  auto h = torch::empty({B, dim});
-  auto att = torch::empty({B, nh * hd});
-  auto act = torch::empty({B, hidden});
-  const int64_t experts = moice != nullptr ? moice->experts() : 0;
-  auto scratch = moice != nullptr ? torch::empty({nh, pos + 1 + 3 * hd + 2 * experts})
-                                  : torch::empty({B * nh, pos + 1});
-  std::vector<const float*> k_caches(experts), cos_rows(experts), sin_rows(experts);
-  for (int64_t e = 0; e < experts; ++e) {
-    cos_rows[e] = rope.cos.data_ptr<float>() + (e * rope_len + pos) * hd;
-    sin_rows[e] = rope.sin.data_ptr<float>() + (e * rope_len + pos) * hd;
-  }
-  float* xp = x.data_ptr<float>();
-  float* hp = h.data_ptr<float>();
-
-  for (int l = 0; l < config_.n_layers; ++l) {
-    const LayerWeights& w = layers_[l];
-    kernels::RmsNorm(xp, w.attn_norm.data_ptr<float>(), hp, B, dim, eps);
-    auto qkv = Linear(h, w.wqkv);  // [B, (nh + 2 nkv) hd]
-    float* qkvp = qkv.data_ptr<float>();
-    float* k_cache = cache.k[l].data_ptr<float>();
-    float* v_cache = cache.v[l].data_ptr<float>();
-    if (moice != nullptr) {
-      // One sequence: values once, keys rotated once per expert base into that expert's copy.
-      const RouterWeights& r = moice->layers[l];
-      for (int64_t kv = 0; kv < nkv; ++kv)
-        std::memcpy(v_cache + (kv * capacity + pos) * hd, qkvp + (nh + nkv + kv) * hd, hd * sizeof(float));
-      for (int64_t e = 0; e < experts; ++e) {
-        float* keys = k_cache + e * nkv * capacity * hd;
-        k_caches[e] = keys;
-        for (int64_t kv = 0; kv < nkv; ++kv) {
-          float* slot = keys + (kv * capacity + pos) * hd;
-          std::memcpy(slot, qkvp + (nh + kv) * hd, hd * sizeof(float));
-          kernels::Rope(slot, 1, hd, cos_rows[e], sin_rows[e]);
-        }
-      }
-      kernels::MoiceAttention(qkvp, k_caches.data(), v_cache, att.data_ptr<float>(),
-                              scratch.data_ptr<float>(), cos_rows.data(), sin_rows.data(),
-                              r.w1.data_ptr<float>(), r.w2.data_ptr<float>(), r.w3.data_ptr<float>(),
-                              experts, moice->top_k, nh, nkv, hd, capacity, pos + 1);
-    } else {
-      // Each row (branch) rotates with its own table and writes its own cache slot.
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t table_row = ((shared_rope ? 0 : b) * rope_len + pos) * hd;
-        float* row = qkvp + b * qkv_row;
-        kernels::Rope(row, nh + nkv, hd, rope.cos.data_ptr<float>() + table_row,
-                      rope.sin.data_ptr<float>() + table_row);
-        for (int64_t kv = 0; kv < nkv; ++kv) {
-          const int64_t slot = ((b * nkv + kv) * capacity + pos) * hd;
-          std::memcpy(k_cache + slot, row + (nh + kv) * hd, hd * sizeof(float));
-          std::memcpy(v_cache + slot, row + (nh + nkv + kv) * hd, hd * sizeof(float));
-        }
-      }
-      kernels::Attention(qkvp, qkv_row, k_cache, v_cache, att.data_ptr<float>(),
-                         scratch.data_ptr<float>(), B, nh, nkv, hd, capacity, pos + 1);
-    }
-    AddLinear_(x, att, w.wo);
-    kernels::RmsNorm(xp, w.ffn_norm.data_ptr<float>(), hp, B, dim, eps);
-    auto gate_up = Linear(h, w.w13);
-    kernels::SiluMul(gate_up.data_ptr<float>(), act.data_ptr<float>(), B, hidden);
-    AddLinear_(x, act, w.w2);
-  }
-  cache.length = static_cast<int>(pos + 1);
-  kernels::RmsNorm(xp, final_norm_.data_ptr<float>(), hp, B, dim, eps);
-  return Linear(h, classifier_);
 }
 
 }  // namespace stave

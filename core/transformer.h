@@ -9,6 +9,7 @@
 
 #include "core/checkpoint.h"
 #include "core/kv_cache.h"
+#include "core/kv_pool.h"
 #include "core/moice_router.h"
 #include "core/rope.h"
 
@@ -23,6 +24,20 @@ struct LayerWeights {
   at::Tensor ffn_norm;   // [dim]
   at::Tensor w13;        // [2 hidden, dim]: gate rows, then up rows
   at::Tensor w2;         // [dim, hidden]
+};
+
+// One sequence's part of a batched serving step: `tokens` fed at positions kv->length .. (a
+// decode token, or a chunk of its prompt), with its own position method. Sequences in every mode
+// share one step: the projections and MLP run once over all rows, attention per row.
+struct BatchEntry {
+  SequenceKv* kv = nullptr;  // tables already reserved for kv->length + tokens.size() positions
+  std::vector<int64_t> tokens;
+  // [context, head_dim] (the model's own base) or [rows, context, head_dim]: one table per
+  // bucket branch, or per expert base (MoICE).
+  const RopeTable* rope = nullptr;
+  const MoiceRouters* moice = nullptr;  // MoICE: kv has one key table per expert, one value table
+  int branches = 1;                     // buckets: rows per token, each with its own tables
+  bool all_logits = false;              // scoring: logits of every fed position
 };
 
 class Transformer {
@@ -40,15 +55,25 @@ class Transformer {
   // With `moice` (batch 1), attention mixes the experts' bases: `rope` then stacks the expert
   // bases' tables [N, >= end, head_dim] and the cache holds N rotated key copies (one value copy).
   // router_probs (training): receives each layer's router probabilities [1, T, heads, N].
+  //
+  // This is the reference path (whole-sequence tensors, autograd-capable: router training and
+  // scoring use it); serving runs ForwardBatch.
   at::Tensor Forward(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope,
                      bool all_positions = false, const MoiceRouters* moice = nullptr,
                      std::vector<at::Tensor>* router_probs = nullptr) const;
 
+  // The serving path: one forward for every entry of an engine step, keys and values in the
+  // paged pool. Returns per entry the logits [branches, V] of its last token ([branches, T, V]
+  // with all_logits) and advances each kv->length. On CPU, decode attention, RoPE and the pool
+  // writes are hand-written kernels (decode_kernels.h); elsewhere plain LibTorch ops.
+  std::vector<at::Tensor> ForwardBatch(std::vector<BatchEntry>& batch, KvPool& pool) const;
+
  private:
-  // One token per row on CPU: the same maths with hand-written kernels for everything but the
-  // matrix products (see decode_kernels.h). Forward uses it whenever it applies.
-  at::Tensor DecodeStepCpu(const at::Tensor& tokens, KvCache& cache, const RopeTable& rope,
-                           const MoiceRouters* moice) const;
+  struct BatchLayout;
+  // Writes the keys/values of one entry's rows into the pool (rotating q and k in place, or for
+  // MoICE one rotated key copy per expert) and computes its attention into `att`.
+  void BatchAttention(const BatchEntry& e, int64_t row0, int layer, at::Tensor& qkv, KvPool& pool,
+                      at::Tensor& att, BatchLayout& decode) const;
 
   // MoICE attention for one sequence: per token and head, a router picks bases; the head's
   // output is the weighted sum of causal attention computed with q and k rotated by each base.

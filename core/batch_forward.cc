@@ -1,0 +1,243 @@
+// Transformer::ForwardBatch: the serving forward pass. One engine step runs every running
+// sequence together: the rows of all of them (a decode token per sequence and bucket branch, or a
+// chunk of a prompt) go through each projection and MLP as one matrix product, so the weights are
+// read once per step instead of once per sequence; attention runs per row over that row's blocks
+// of the paged KV pool, with its own positions and RoPE base.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/decode_kernels.h"
+#include "core/linear.h"
+#include "core/transformer.h"
+
+namespace stave {
+
+// The decode rows of one layer, attended to together in one parallel kernel call.
+struct Transformer::BatchLayout {
+  std::vector<kernels::DecodeRow> rows;
+  int64_t max_length = 0;
+};
+
+namespace {
+
+// Hand-written kernels apply to contiguous fp32 CPU tensors; anything else (a CUDA build of
+// LibTorch) takes the plain LibTorch ops beside them.
+bool OnCpuKernels(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); }
+
+// Pool slots of positions [from, to) of one table.
+at::Tensor Slots(const KvPool& pool, const std::vector<int>& table, int64_t from, int64_t to,
+                 const at::Device& device) {
+  std::vector<int64_t> slots;
+  slots.reserve(static_cast<size_t>(to - from));
+  for (int64_t p = from; p < to; ++p) slots.push_back(pool.Slot(table, static_cast<int>(p)));
+  return torch::tensor(slots, torch::kLong).to(device);
+}
+
+// Positions 0..end of one table as [kv_heads, end, head_dim] (a copy, for batched matmuls).
+at::Tensor Gather(KvPool& pool, int layer, const std::vector<int>& table, int64_t end, int64_t kv_heads,
+                  int64_t head_dim) {
+  at::Tensor& store = pool.layer(layer);
+  return store.index_select(0, Slots(pool, table, 0, end, store.device()))
+      .view({end, kv_heads, head_dim})
+      .transpose(0, 1);
+}
+
+kernels::PagedRows Paged(KvPool& pool, int layer, const std::vector<int>& table, int64_t row_stride) {
+  return {pool.layer(layer).data_ptr<float>(), table.data(), pool.block_size(), row_stride};
+}
+
+}  // namespace
+
+void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::Tensor& qkv, KvPool& pool,
+                                 at::Tensor& att, BatchLayout& decode) const {
+  const int64_t T = static_cast<int64_t>(e.tokens.size()), hd = config_.head_dim();
+  const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, qkv_row = (nh + 2 * nkv) * hd;
+  const int64_t kv_row = nkv * hd;
+  const int64_t start = e.kv->length, end = start + T;
+  const RopeTable& rope = *e.rope;
+  const bool shared_rope = rope.cos.dim() == 2;
+  const int64_t rope_len = rope.cos.size(-2);
+  at::Tensor& store = pool.layer(l);  // [slots, kv_heads * head_dim]
+  const bool cpu = OnCpuKernels(qkv) && OnCpuKernels(store);
+  float* qkv_base = cpu ? qkv.data_ptr<float>() : nullptr;
+  float* store_base = cpu ? store.data_ptr<float>() : nullptr;
+  // [rows, T, 1, head_dim] rows of a table ([1, ...] when shared): broadcast over the heads.
+  auto table_rows = [&](const at::Tensor& t) {
+    return (t.dim() == 2 ? t.unsqueeze(0) : t).narrow(1, start, T).unsqueeze(2);
+  };
+
+  if (e.moice == nullptr) {
+    const int64_t B = e.branches;
+    // Each branch rotates q and k with its own table and stores k and v in its own tables.
+    if (cpu) {
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t) {
+          float* row = qkv_base + (row0 + b * T + t) * qkv_row;
+          const int64_t pos = start + t, table_row = ((shared_rope ? 0 : b) * rope_len + pos) * hd;
+          kernels::Rope(row, nh + nkv, hd, rope.cos.data_ptr<float>() + table_row,
+                        rope.sin.data_ptr<float>() + table_row);
+          std::memcpy(store_base + pool.Slot(e.kv->k[b], pos) * kv_row, row + nh * hd, kv_row * sizeof(float));
+          std::memcpy(store_base + pool.Slot(e.kv->v[b], pos) * kv_row, row + (nh + nkv) * hd,
+                      kv_row * sizeof(float));
+        }
+    } else {
+      auto rows = qkv.narrow(0, row0, B * T).view({B, T, nh + 2 * nkv, hd});
+      rows.narrow(2, 0, nh + nkv)
+          .copy_(ApplyRope(rows.narrow(2, 0, nh + nkv), table_rows(rope.cos), table_rows(rope.sin_signed)));
+      for (int64_t b = 0; b < B; ++b) {
+        store.index_copy_(0, Slots(pool, e.kv->k[b], start, end, store.device()),
+                          rows[b].narrow(1, nh, nkv).reshape({T, kv_row}));
+        store.index_copy_(0, Slots(pool, e.kv->v[b], start, end, store.device()),
+                          rows[b].narrow(1, nh + nkv, nkv).reshape({T, kv_row}));
+      }
+    }
+    if (T == 1 && cpu) {
+      for (int64_t b = 0; b < B; ++b)
+        decode.rows.push_back({qkv_base + (row0 + b) * qkv_row, Paged(pool, l, e.kv->k[b], kv_row),
+                               Paged(pool, l, e.kv->v[b], kv_row), end,
+                               att.data_ptr<float>() + (row0 + b) * nh * hd});
+      decode.max_length = std::max(decode.max_length, end);
+      return;
+    }
+    // Prompt chunks (and every step off the CPU): each branch's cache gathered, batched matmuls.
+    std::vector<at::Tensor> keys, values;
+    for (int64_t b = 0; b < B; ++b) {
+      keys.push_back(Gather(pool, l, e.kv->k[b], end, nkv, hd));
+      values.push_back(Gather(pool, l, e.kv->v[b], end, nkv, hd));
+    }
+    auto q = qkv.narrow(0, row0, B * T).view({B, T, nh + 2 * nkv, hd}).narrow(2, 0, nh);
+    att.narrow(0, row0, B * T)
+        .copy_(CausalAttention(q, torch::stack(keys).view({B * nkv, end, hd}),
+                               torch::stack(values).view({B * nkv, end, hd}), start));
+    return;
+  }
+
+  // MoICE: one value copy, and the keys rotated once per expert base into that expert's table
+  // (selected now or not: later tokens may pick any base).
+  const MoiceRouters& moice = *e.moice;
+  const int64_t n = moice.experts();
+  if (cpu) {
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = qkv_base + (row0 + t) * qkv_row;
+      const int64_t pos = start + t;
+      std::memcpy(store_base + pool.Slot(e.kv->v[0], pos) * kv_row, row + (nh + nkv) * hd, kv_row * sizeof(float));
+      for (int64_t i = 0; i < n; ++i) {
+        float* slot = store_base + pool.Slot(e.kv->k[i], pos) * kv_row;
+        std::memcpy(slot, row + nh * hd, kv_row * sizeof(float));
+        const int64_t table_row = (i * rope_len + pos) * hd;
+        kernels::Rope(slot, nkv, hd, rope.cos.data_ptr<float>() + table_row, rope.sin.data_ptr<float>() + table_row);
+      }
+    }
+  } else {
+    auto rows = qkv.narrow(0, row0, T).view({T, nh + 2 * nkv, hd});
+    store.index_copy_(0, Slots(pool, e.kv->v[0], start, end, store.device()),
+                      rows.narrow(1, nh + nkv, nkv).reshape({T, kv_row}));
+    for (int64_t i = 0; i < n; ++i) {
+      auto rotated = ApplyRope(rows.narrow(1, nh, nkv), rope.cos[i].narrow(0, start, T).unsqueeze(1),
+                               rope.sin_signed[i].narrow(0, start, T).unsqueeze(1));
+      store.index_copy_(0, Slots(pool, e.kv->k[i], start, end, store.device()), rotated.reshape({T, kv_row}));
+    }
+  }
+  const RouterWeights& router = moice.layers[l];
+  if (T == 1 && cpu) {
+    std::vector<kernels::PagedRows> keys;
+    std::vector<const float*> cos_rows, sin_rows;
+    for (int64_t i = 0; i < n; ++i) {
+      keys.push_back(Paged(pool, l, e.kv->k[i], kv_row));
+      cos_rows.push_back(rope.cos.data_ptr<float>() + (i * rope_len + start) * hd);
+      sin_rows.push_back(rope.sin.data_ptr<float>() + (i * rope_len + start) * hd);
+    }
+    auto scratch = torch::empty({nh, end + 3 * hd + 2 * n});
+    kernels::MoiceAttention(qkv_base + row0 * qkv_row, keys.data(), Paged(pool, l, e.kv->v[0], kv_row),
+                            att.data_ptr<float>() + row0 * nh * hd, scratch.data_ptr<float>(), cos_rows.data(),
+                            sin_rows.data(), router.w1.data_ptr<float>(), router.w2.data_ptr<float>(),
+                            router.w3.data_ptr<float>(), n, moice.top_k, nh, nkv, hd, end);
+    return;
+  }
+  // Prompt chunks: per expert base, attention with q and the gathered keys of that base, weighted
+  // by the router, which reads each head's query rotated with the first expert base.
+  auto q = qkv.narrow(0, row0, T).narrow(1, 0, nh * hd).view({1, T, nh, hd});
+  auto rows_of = [&](const at::Tensor& table, int64_t i) { return table[i].narrow(0, start, T).unsqueeze(1); };
+  auto values = Gather(pool, l, e.kv->v[0], end, nkv, hd);
+  auto q_first = ApplyRope(q, rows_of(rope.cos, 0), rows_of(rope.sin_signed, 0));
+  auto weights = RouteWeights(router, q_first, moice.top_k);  // [1, T, heads, n]
+  auto out = at::zeros({T, nh * hd}, qkv.options());
+  for (int64_t i = 0; i < n; ++i) {
+    auto w_i = weights.select(-1, i)[0];  // [T, heads]
+    if (moice.top_k < n && !w_i.gt(0).any().item<bool>()) continue;  // unselected: weight 0
+    auto q_i = i == 0 ? q_first : ApplyRope(q, rows_of(rope.cos, i), rows_of(rope.sin_signed, i));
+    auto a = CausalAttention(q_i, Gather(pool, l, e.kv->k[i], end, nkv, hd), values, start).view({T, nh, hd});
+    out.view({T, nh, hd}).addcmul_(a, w_i.unsqueeze(-1));
+  }
+  att.narrow(0, row0, T).copy_(out);
+}
+
+std::vector<at::Tensor> Transformer::ForwardBatch(std::vector<BatchEntry>& batch, KvPool& pool) const {
+  const int64_t dim = config_.dim, hd = config_.head_dim(), nh = config_.n_heads;
+  const int64_t nkv = config_.n_kv_heads, hidden = config_.hidden_dim;
+  const float eps = static_cast<float>(config_.norm_eps);
+  // Rows: entry by entry, branch-major (row0 + branch * T + t).
+  std::vector<int64_t> ids, row0s;
+  for (const BatchEntry& e : batch) {
+    TORCH_CHECK(!e.tokens.empty() && e.kv != nullptr && e.rope != nullptr, "ForwardBatch: incomplete entry");
+    TORCH_CHECK(e.kv->length + static_cast<int64_t>(e.tokens.size()) <= e.rope->cos.size(-2),
+                "ForwardBatch: positions beyond the RoPE table");
+    row0s.push_back(static_cast<int64_t>(ids.size()));
+    for (int b = 0; b < e.branches; ++b) ids.insert(ids.end(), e.tokens.begin(), e.tokens.end());
+  }
+  const int64_t R = static_cast<int64_t>(ids.size());
+  auto x = embed_.index_select(0, torch::tensor(ids, torch::kLong).to(embed_.device()));  // [R, dim]
+  const bool cpu = OnCpuKernels(x);
+  auto h = torch::empty({R, dim}, x.options());
+  auto att = torch::empty({R, nh * hd}, x.options());
+  auto act = torch::empty({R, hidden}, x.options());
+  auto norm = [&](const at::Tensor& weight) {
+    if (cpu) kernels::RmsNorm(x.data_ptr<float>(), weight.data_ptr<float>(), h.data_ptr<float>(), R, dim, eps);
+    else h = RmsNorm(x, weight, config_.norm_eps);
+  };
+  for (int l = 0; l < config_.n_layers; ++l) {
+    const LayerWeights& w = layers_[l];
+    norm(w.attn_norm);
+    auto qkv = Linear(h, w.wqkv).contiguous();  // [R, (heads + 2 kv_heads) head_dim]
+    BatchLayout decode;
+    for (size_t i = 0; i < batch.size(); ++i) BatchAttention(batch[i], row0s[i], l, qkv, pool, att, decode);
+    if (!decode.rows.empty()) {
+      auto scratch = torch::empty({static_cast<int64_t>(decode.rows.size()) * nh, decode.max_length});
+      kernels::PagedAttention(decode.rows.data(), static_cast<int64_t>(decode.rows.size()), scratch.data_ptr<float>(),
+                              decode.max_length, nh, nkv, hd);
+    }
+    AddLinear_(x, att, w.wo);
+    norm(w.ffn_norm);
+    auto gate_up = Linear(h, w.w13);
+    if (cpu) {
+      kernels::SiluMul(gate_up.data_ptr<float>(), act.data_ptr<float>(), R, hidden);
+    } else {
+      act = at::silu(gate_up.narrow(1, 0, hidden)).mul_(gate_up.narrow(1, hidden, hidden));
+    }
+    AddLinear_(x, act, w.w2);
+  }
+  // Logits only where they are used: each entry's last token per branch, or every row (scoring).
+  std::vector<int64_t> picked;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const int64_t T = static_cast<int64_t>(batch[i].tokens.size());
+    for (int64_t b = 0; b < batch[i].branches; ++b)
+      for (int64_t t = batch[i].all_logits ? 0 : T - 1; t < T; ++t) picked.push_back(row0s[i] + b * T + t);
+    batch[i].kv->length += static_cast<int>(T);
+  }
+  auto last = x.index_select(0, torch::tensor(picked, torch::kLong).to(x.device()));
+  auto logits = Linear(RmsNorm(last, final_norm_, config_.norm_eps), classifier_);  // [picked, V]
+  std::vector<at::Tensor> out;
+  int64_t offset = 0;
+  for (const BatchEntry& e : batch) {
+    const int64_t T = static_cast<int64_t>(e.tokens.size()), per_branch = e.all_logits ? T : 1;
+    auto mine = logits.narrow(0, offset, e.branches * per_branch);
+    out.push_back(e.all_logits ? mine.view({e.branches, T, -1}) : mine);
+    offset += e.branches * per_branch;
+  }
+  return out;
+}
+
+}  // namespace stave

@@ -1,0 +1,123 @@
+#include "core/scheduler.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/transformer.h"
+
+namespace stave {
+
+Scheduler::Scheduler(const Model& model, KvPool pool, SchedulerOptions options)
+    : model_(model), pool_(std::move(pool)), options_(options) {}
+
+absl::Status Scheduler::Add(Sequence* seq) {
+  const auto& rt = seq->runtime();
+  const int64_t needed = pool_.BlocksFor(rt.key_rows(), rt.value_rows(), seq->capacity());
+  if (needed > pool_.total_blocks()) {
+    const int64_t block_bytes = KvPool::BlockBytes(model_.config(), pool_.block_size());
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "KV cache: this request needs ", needed, " blocks (", (needed * block_bytes + (1 << 20) - 1) >> 20,
+        " MiB for ", seq->capacity(), " positions x ", rt.key_rows() + rt.value_rows(),
+        " cache rows) but the whole pool holds ", pool_.total_blocks(), " (",
+        (pool_.total_blocks() * block_bytes) >> 20,
+        " MiB, staved --kv-cache-mb); use fewer buckets or experts, fewer tokens or a larger pool"));
+  }
+  waiting_.push_back(seq);
+  return absl::OkStatus();
+}
+
+void Scheduler::Remove(Sequence* seq) {
+  pool_.Release(seq->kv());
+  std::erase(running_, seq);
+  std::erase(waiting_, seq);
+}
+
+void Scheduler::Preempt(Sequence* seq) {
+  pool_.Release(seq->kv());
+  std::erase(running_, seq);
+  waiting_.push_front(seq);
+  ++preemptions_;
+}
+
+bool Scheduler::Grow(Sequence* seq, int positions) {
+  const auto& rt = seq->runtime();
+  while (!pool_.Reserve(seq->kv(), rt.key_rows(), rt.value_rows(), positions)) {
+    // Only sequences admitted after `seq` give way to it.
+    auto self = std::find(running_.begin(), running_.end(), seq);
+    if (self == running_.end() || std::next(self) == running_.end()) return false;
+    Preempt(running_.back());
+  }
+  return true;
+}
+
+std::vector<Scheduler::Output> Scheduler::Step() {
+  std::vector<BatchEntry> batch;
+  std::vector<Sequence*> members;
+  auto add = [&](Sequence* seq, int tokens) {
+    const auto& rt = seq->runtime();
+    BatchEntry e;
+    e.kv = &seq->kv();
+    e.tokens = seq->PendingTokens(tokens);
+    e.rope = &rt.Rope(model_);
+    e.moice = rt.routers.get();
+    e.branches = rt.branches;
+    batch.push_back(std::move(e));
+    members.push_back(seq);
+  };
+  int rows = 0;
+  // Decode rows: every running sequence with one token to feed, oldest first (a sequence that
+  // cannot grow even alone was preempted by an older one and waits).
+  for (Sequence* seq : std::vector<Sequence*>(running_)) {
+    if (seq->pending() != 1 || std::find(running_.begin(), running_.end(), seq) == running_.end()) continue;
+    if (!Grow(seq, seq->kv().length + 1)) Preempt(seq);
+  }
+  for (Sequence* seq : running_)
+    if (seq->pending() == 1) {
+      add(seq, 1);
+      rows += seq->branches();
+    }
+  // Prompt chunks under the token budget: running sequences part-way through their prompt,
+  // then waiting ones in arrival order (first come, first served: none overtakes the head). At
+  // least one token a step, so prompts are never starved by many decoding streams.
+  int budget = std::max(options_.max_batch_tokens - rows, 1);
+  auto chunk_of = [&](Sequence* seq) {
+    return std::min(seq->pending(), std::max(1, budget / seq->branches()));
+  };
+  for (Sequence* seq : std::vector<Sequence*>(running_)) {
+    if (seq->pending() <= 1 || budget <= 0 || std::find(running_.begin(), running_.end(), seq) == running_.end())
+      continue;
+    const int chunk = chunk_of(seq);
+    if (!Grow(seq, seq->kv().length + chunk)) continue;
+    add(seq, chunk);
+    budget -= chunk * seq->branches();
+  }
+  while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < options_.max_running) {
+    Sequence* seq = waiting_.front();
+    const int chunk = chunk_of(seq);
+    const auto& rt = seq->runtime();
+    if (!pool_.Reserve(seq->kv(), rt.key_rows(), rt.value_rows(), seq->kv().length + chunk)) break;
+    waiting_.pop_front();
+    running_.push_back(seq);
+    add(seq, chunk);
+    budget -= chunk * seq->branches();
+  }
+  last_batch_rows_ = 0;
+  for (const auto& e : batch) last_batch_rows_ += e.branches * static_cast<int>(e.tokens.size());
+  if (batch.empty()) return {};
+
+  c10::InferenceMode inference_mode;
+  auto logits = model_.transformer().ForwardBatch(batch, pool_);
+  std::vector<Output> outputs;
+  for (size_t i = 0; i < members.size(); ++i) {
+    Sequence* seq = members[i];
+    if (seq->pending() != 0) continue;  // a prompt chunk short of the end: nothing to sample yet
+    Output out{seq, seq->Accept(logits[i])};
+    if (out.step.finished) Remove(seq);
+    outputs.push_back(std::move(out));
+  }
+  return outputs;
+}
+
+}  // namespace stave
