@@ -8,7 +8,14 @@
 
 namespace stave::server {
 
-Engine::Engine(EngineOptions options) : options_(std::move(options)), thread_([this] { Run(); }) {}
+Engine::Engine(const Model& model, KvPool pool, EngineOptions options)
+    : options_(std::move(options)),
+      scheduler_(model, std::move(pool),
+                 SchedulerOptions{.max_batch_tokens = options_.max_batch_tokens, .max_running = options_.max_active}),
+      pool_blocks_(scheduler_.pool().total_blocks()),
+      block_bytes_(KvPool::BlockBytes(model.config(), scheduler_.pool().block_size())),
+      block_size_(scheduler_.pool().block_size()),
+      thread_([this] { Run(); }) {}
 
 Engine::~Engine() {
   {
@@ -28,28 +35,32 @@ Sequence::Step CancelledStep() {
   return step;
 }
 
+Sequence::Step FailedStep(absl::Status status) {
+  Sequence::Step step;
+  step.finished = true;
+  step.finish_reason = "error";
+  step.status = std::move(status);
+  return step;
+}
+
 // Tells a job's caller it will not run (cancelled, abandoned or the engine stopping).
 void ReportCancelled(EngineJob& job) {
   if (job.task) job.task(true);
   else job.on_step(CancelledStep());
 }
 
-// The exception boundary: a LibTorch error (or any other) in one job fails that job, and the
-// engine goes on with the others.
-Sequence::Step StepOrError(EngineJob& job) {
-  try {
-    return job.sequence->Next();
-  } catch (const std::exception& e) {
-    spdlog::error("a sequence failed and was dropped: {}", e.what());
-    Sequence::Step step;
-    step.finished = true;
-    step.finish_reason = "error";
-    step.status = absl::InternalError(absl::StrCat("generation failed inside the engine: ", e.what()));
-    return step;
-  }
-}
-
 }  // namespace
+
+absl::Status Engine::CheckFits(const Sequence& seq) const {
+  const auto& rt = seq.runtime();
+  const int64_t rows = rt.key_rows() + rt.value_rows();
+  const int64_t needed = rows * ((seq.capacity() + block_size_ - 1) / block_size_);
+  if (needed <= pool_blocks_) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "KV cache: this request needs ", (needed * block_bytes_ + (1 << 20) - 1) >> 20, " MiB (", seq.capacity(),
+      " positions x ", rows, " cache rows) but the whole pool holds ", (pool_blocks_ * block_bytes_) >> 20,
+      " MiB (staved --kv-cache-mb); use fewer buckets or experts, fewer tokens or a larger pool"));
+}
 
 std::vector<std::shared_ptr<EngineJob>> Engine::TakeGoneLocked() {
   std::vector<std::shared_ptr<EngineJob>> gone;
@@ -77,6 +88,7 @@ absl::Status Engine::Submit(std::shared_ptr<EngineJob> job) {
           "the admission queue is full (", options_.queue_limit, " requests waiting behind ",
           options_.max_active, " running; staved --queue-size / --max-active); retry later"));
     } else {
+      job->submitted = std::chrono::steady_clock::now();
       queue_.push_back(std::move(job));
     }
   }
@@ -92,7 +104,7 @@ void Engine::Cancelled() {
     gone = TakeGoneLocked();
   }
   for (auto& g : gone) ReportCancelled(*g);
-  wake_.notify_one();  // the engine thread updates its load figures
+  wake_.notify_one();  // the engine thread drops a running one at its next step
 }
 
 int Engine::queued() const {
@@ -100,61 +112,96 @@ int Engine::queued() const {
   return static_cast<int>(queue_.size());
 }
 
-void Engine::ReportLoad(int queued, int active) {
-  active_ = active;
-  if (options_.on_load && (queued != reported_queued_ || active != reported_active_))
-    options_.on_load(queued, active);
-  reported_queued_ = queued;
-  reported_active_ = active;
+void Engine::Report(int queued, int batch_rows) {
+  EngineLoad load;
+  load.queued = queued + scheduler_.waiting();
+  load.active = scheduler_.running();
+  load.kv_blocks_total = scheduler_.pool().total_blocks();
+  load.kv_blocks_used = load.kv_blocks_total - scheduler_.pool().free_blocks();
+  load.preemptions = scheduler_.preemptions();
+  load.batch_rows = batch_rows;
+  active_ = load.active + scheduler_.waiting();
+  const bool changed = load.queued != reported_.queued || load.active != reported_.active ||
+                       load.kv_blocks_used != reported_.kv_blocks_used || load.preemptions != reported_.preemptions;
+  if (options_.on_load && (changed || batch_rows > 0)) options_.on_load(load);
+  reported_ = load;
 }
 
 void Engine::Run() {
-  std::list<std::shared_ptr<EngineJob>> running;
   while (true) {
     int queued = 0;
-    std::vector<std::shared_ptr<EngineJob>> gone;
+    std::vector<std::shared_ptr<EngineJob>> gone, admitted;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, std::chrono::seconds(1),
-                     [&] { return stopping_ || !queue_.empty() || !running.empty(); });
+      wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || !queue_.empty() || !jobs_.empty(); });
       if (stopping_) break;
       gone = TakeGoneLocked();
-      while (!queue_.empty() && static_cast<int>(running.size()) < options_.max_active) {
-        running.push_back(std::move(queue_.front()));
+      // Into the scheduler up to max_active; it gives them KV memory when they fit.
+      while (!queue_.empty() && static_cast<int>(jobs_.size() + admitted.size()) < options_.max_active) {
+        admitted.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       queued = static_cast<int>(queue_.size());
     }
     for (auto& g : gone) ReportCancelled(*g);
-    ReportLoad(queued, static_cast<int>(running.size()));
-    // One step of every running sequence, round robin; tasks run once.
-    for (auto it = running.begin(); it != running.end();) {
-      EngineJob& job = **it;
-      bool done = true;
-      if (job.task) {
-        job.task(job.Gone());
-      } else {
-        const Sequence::Step step = job.Gone() ? CancelledStep() : StepOrError(job);
-        job.on_step(step);
-        done = step.finished;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& job : admitted) {
+      if (options_.on_queue_time) options_.on_queue_time(std::chrono::duration<double>(now - job->submitted).count());
+      if (job->task) {  // Score: runs once, between steps
+        job->task(job->Gone());
+        continue;
       }
-      if (done) {
-        job.sequence.reset();  // frees the KV cache now
-        it = running.erase(it);
+      Sequence* seq = job->sequence.get();
+      auto status = scheduler_.Add(seq);
+      if (!status.ok()) {
+        job->on_step(FailedStep(status));
+        continue;
+      }
+      jobs_.emplace(seq, std::move(job));
+    }
+    // Cancelled or expired while running: out of the batch now, blocks freed.
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      if (it->second->Gone()) {
+        scheduler_.Remove(it->first);
+        it->second->on_step(CancelledStep());
+        it = jobs_.erase(it);
       } else {
         ++it;
       }
     }
-    ReportLoad(queued, static_cast<int>(running.size()));
+    std::vector<Scheduler::Output> outputs;
+    try {
+      outputs = scheduler_.Step();
+    } catch (const std::exception& e) {
+      // The batch shared one forward: every request in it fails, the engine goes on.
+      spdlog::error("an engine step failed; its {} requests fail: {}", jobs_.size(), e.what());
+      const auto status = absl::InternalError(absl::StrCat("generation failed inside the engine: ", e.what()));
+      for (auto& [seq, job] : jobs_) {
+        scheduler_.Remove(seq);
+        job->on_step(FailedStep(status));
+      }
+      jobs_.clear();
+    }
+    for (auto& out : outputs) {
+      auto it = jobs_.find(out.sequence);
+      if (it == jobs_.end()) continue;
+      it->second->on_step(out.step);
+      if (out.step.finished) jobs_.erase(it);  // the scheduler has freed its blocks
+    }
+    Report(queued, scheduler_.last_batch_rows());
   }
   std::deque<std::shared_ptr<EngineJob>> left;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     left.swap(queue_);
   }
-  for (auto& job : left) running.push_back(std::move(job));
-  for (auto& job : running) ReportCancelled(*job);
-  ReportLoad(0, 0);
+  for (auto& [seq, job] : jobs_) {
+    scheduler_.Remove(seq);
+    ReportCancelled(*job);
+  }
+  jobs_.clear();
+  for (auto& job : left) ReportCancelled(*job);
+  Report(0, 0);
 }
 
 }  // namespace stave::server

@@ -166,7 +166,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
     params.sampling.seed = r.seed();
     params.stop.assign(r.stop().begin(), r.stop().end());
     params.position = position->config;
-    params.kv_budget_mb = state.kv_budget_mb;
+    params.kv_budget_mb = state.kv_cache_mb;
     const Model& model = state.model;
     auto ids = model.tokenizer()->Encode(r.prompt(), /*add_bos=*/true);
     if (static_cast<int>(ids.size()) + params.max_tokens > model.config().max_seq_len)
@@ -179,6 +179,8 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
     progress->peer = peer;
     auto seq = Sequence::Create(model, std::move(ids), params);
     if (!seq.ok()) return seq.status();
+    status = state.engine.CheckFits(**seq);
+    if (!status.ok()) return status;
     job_ = std::make_shared<EngineJob>();
     job_->sequence = *std::move(seq);
     std::shared_ptr<Sink> sink = sink_;
@@ -286,7 +288,7 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
   job->abandoned = [context] { return context->IsCancelled(); };  // deadline or client gone
   Metrics& metrics = state_.metrics;
   const Model& model = state_.model;
-  const int64_t budget = state_.kv_budget_mb;
+  const int64_t budget = state_.kv_cache_mb;
   job->task = [=, &model, &metrics, resolved = *std::move(position), tokens = *std::move(input)](bool cancelled) {
     if (cancelled) {
       FinishUnary(reactor, metrics, "Score", absl::CancelledError("cancelled before it ran"));

@@ -7,6 +7,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/default_model.h"
+#include "core/kv_pool.h"
 #include "core/model.h"
 #include "core/moice_router.h"
 #include "core/text_file.h"
@@ -40,9 +42,13 @@ ABSL_FLAG(std::string, tokenizer, "", "tokenizer (default: next to the model)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address to serve on (port 0 = any free port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
           "Prometheus metrics HTTP address, served at /metrics (port 0 = any free port; empty = off)");
-ABSL_FLAG(int, max_active, 16, "sequences generated together; more requests wait in the queue");
-ABSL_FLAG(int, queue_size, 64, "requests that may wait for the engine before RESOURCE_EXHAUSTED");
-ABSL_FLAG(int64_t, kv_budget_mb, 4096, "largest KV cache one request may take (buckets multiply it)");
+ABSL_FLAG(int, max_active, 64, "sequences batched together; more requests wait in the queue");
+ABSL_FLAG(int, queue_size, 256, "requests that may wait for the engine before RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, kv_cache_mb, 0,
+          "KV cache for all requests together, allocated at start (0 = room for 16 full-context "
+          "sequences of the model, at most 4096)");
+ABSL_FLAG(int, max_batch_tokens, 128,
+          "rows one engine step may compute: a decode row per stream and branch, prompt chunks fill the rest");
 ABSL_FLAG(int, threads, 0, "compute threads (0 = one per core)");
 ABSL_FLAG(int, grace_seconds, 30, "on SIGTERM, how long running streams may take to finish");
 ABSL_FLAG(std::string, config, "", "position config file (YAML or JSON), applied at start and on every change");
@@ -125,7 +131,8 @@ absl::Status CheckFlags() {
   const Bound bounds[] = {
       {"--max-active", absl::GetFlag(FLAGS_max_active), 1, 4096},
       {"--queue-size", absl::GetFlag(FLAGS_queue_size), 1, 1 << 20},
-      {"--kv-budget-mb", absl::GetFlag(FLAGS_kv_budget_mb), 1, int64_t{1} << 30},
+      {"--kv-cache-mb", absl::GetFlag(FLAGS_kv_cache_mb), 0, int64_t{1} << 30},
+      {"--max-batch-tokens", absl::GetFlag(FLAGS_max_batch_tokens), 1, 1 << 20},
       {"--threads", absl::GetFlag(FLAGS_threads), 0, 1024},
       {"--grace-seconds", absl::GetFlag(FLAGS_grace_seconds), 0, 86400},
       {"--config-poll-ms", absl::GetFlag(FLAGS_config_poll_ms), 10, 3600 * 1000},
@@ -219,12 +226,28 @@ int main(int argc, char** argv) {
     watcher->Start();
   }
 
-  stave::server::Engine engine({.queue_limit = absl::GetFlag(FLAGS_queue_size),
-                                .max_active = absl::GetFlag(FLAGS_max_active),
-                                .on_load = [&m = **metrics](int q, int a) { m.Load(q, a); }});
+  // The KV pool: allocated once, here, for every request of the process.
+  int64_t kv_cache_mb = absl::GetFlag(FLAGS_kv_cache_mb);
+  if (kv_cache_mb == 0) {
+    const auto& c = (*model)->config();
+    const int64_t per_position = 2 * int64_t{c.n_layers} * c.n_kv_heads * c.head_dim() * int64_t{sizeof(float)};
+    kv_cache_mb = std::clamp<int64_t>((16 * c.max_seq_len * per_position + (1 << 20) - 1) >> 20, 1, 4096);
+  }
+  auto pool = stave::KvPool::Create((*model)->config(), kv_cache_mb << 20);
+  if (!pool.ok()) return Fail(absl::Status(pool.status().code(), absl::StrCat("--kv-cache-mb: ", pool.status().message())));
+  spdlog::info("KV cache: {} MiB, {} blocks of {} positions", kv_cache_mb, pool->total_blocks(), pool->block_size());
+  stave::server::Engine engine(
+      **model, *std::move(pool),
+      {.queue_limit = absl::GetFlag(FLAGS_queue_size),
+       .max_active = absl::GetFlag(FLAGS_max_active),
+       .max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens),
+       .on_load =
+           [&m = **metrics](const stave::server::EngineLoad& l) {
+             m.Load(l.queued, l.active, l.kv_blocks_used, l.kv_blocks_total, l.preemptions, l.batch_rows);
+           },
+       .on_queue_time = [&m = **metrics](double seconds) { m.QueueTime(seconds); }});
   stave::server::SideWorker side_worker("base search");
-  stave::server::ServerState state{**model, engine, config, **metrics, routers, side_worker,
-                                   absl::GetFlag(FLAGS_kv_budget_mb)};
+  stave::server::ServerState state{**model, engine, config, **metrics, routers, side_worker, kv_cache_mb};
   stave::server::InferenceService inference(state);
   stave::server::ConfigService config_service(state, *std::move(auth));
 

@@ -44,6 +44,20 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Help("Requests admitted and waiting for the engine").Register(*registry_).Add({});
   active_ = &BuildGauge().Name("stave_active_sequences")
                  .Help("Sequences the engine is stepping (each holds a KV cache)").Register(*registry_).Add({});
+  kv_blocks_used_ = &BuildGauge().Name("stave_kv_blocks_used")
+                         .Help("KV pool blocks held by running sequences").Register(*registry_).Add({});
+  kv_blocks_total_ = &BuildGauge().Name("stave_kv_blocks_total")
+                          .Help("KV pool blocks (staved --kv-cache-mb)").Register(*registry_).Add({});
+  preemptions_ = &BuildCounter().Name("stave_preemptions_total")
+                      .Help("Sequences preempted (blocks freed, recomputed later) when the KV pool ran dry")
+                      .Register(*registry_).Add({});
+  // 1, 2, 4, ... 4096 rows: one decode row per stream and branch, prompt chunks on top.
+  batch_rows_ = &BuildHistogram().Name("stave_batch_rows")
+                     .Help("Rows (tokens x branches) computed by one engine step").Register(*registry_)
+                     .Add({}, Exponential(1, 2, 13));
+  queue_time_ = &BuildHistogram().Name("stave_queue_time_seconds")
+                     .Help("From admission to the engine taking the request").Register(*registry_)
+                     .Add({}, Exponential(0.0005, 2, 16));
   config_version_ = &BuildGauge().Name("stave_config_version")
                          .Help("Version of the position config new requests get").Register(*registry_).Add({});
   config_file_errors_ = &BuildCounter().Name("stave_config_file_errors_total")
@@ -109,10 +123,17 @@ void Metrics::RequestFinished(std::string_view method, std::string_view code) {
 void Metrics::TokensGenerated(int64_t n) { tokens_->Increment(static_cast<double>(n)); }
 void Metrics::TimeToFirstToken(double seconds) { ttft_->Observe(seconds); }
 void Metrics::InterTokenLatency(double seconds) { itl_->Observe(seconds); }
-void Metrics::Load(int queued, int active) {
+void Metrics::Load(int queued, int active, int64_t kv_blocks_used, int64_t kv_blocks_total, int64_t preemptions,
+                   int batch_rows) {
   queue_depth_->Set(queued);
   active_->Set(active);
+  kv_blocks_used_->Set(static_cast<double>(kv_blocks_used));
+  kv_blocks_total_->Set(static_cast<double>(kv_blocks_total));
+  if (preemptions > preemptions_seen_) preemptions_->Increment(static_cast<double>(preemptions - preemptions_seen_));
+  preemptions_seen_ = preemptions;
+  if (batch_rows > 0) batch_rows_->Observe(batch_rows);
 }
+void Metrics::QueueTime(double seconds) { queue_time_->Observe(seconds); }
 void Metrics::ConfigVersion(uint64_t version) { config_version_->Set(static_cast<double>(version)); }
 void Metrics::ConfigFileRead(bool ok) {
   if (!ok) config_file_errors_->Increment();

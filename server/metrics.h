@@ -38,7 +38,10 @@ class Metrics {
   void TokensGenerated(int64_t n);
   void TimeToFirstToken(double seconds);
   void InterTokenLatency(double seconds);
-  void Load(int queued, int active);
+  // The engine's figures after a step (queue, active sequences, KV blocks, preemptions, rows).
+  void Load(int queued, int active, int64_t kv_blocks_used, int64_t kv_blocks_total, int64_t preemptions,
+            int batch_rows);
+  void QueueTime(double seconds);
   void ConfigVersion(uint64_t version);
   void ConfigFileRead(bool ok);
 
@@ -55,6 +58,12 @@ class Metrics {
   prometheus::Histogram* itl_;
   prometheus::Gauge* queue_depth_;
   prometheus::Gauge* active_;
+  prometheus::Gauge* kv_blocks_used_;
+  prometheus::Gauge* kv_blocks_total_;
+  prometheus::Counter* preemptions_;
+  int64_t preemptions_seen_ = 0;
+  prometheus::Histogram* batch_rows_;
+  prometheus::Histogram* queue_time_;
   prometheus::Gauge* config_version_;
   prometheus::Counter* config_file_errors_;
   prometheus::Gauge* config_file_ok_;

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "core/base_search.h"
+#include "core/checkpoint.h"
+#include "core/kv_pool.h"
 #include "core/text_file.h"
 #include "server/engine.h"
 #include "server/router_directory.h"
@@ -100,7 +102,25 @@ TEST(RouterDirectory, NamesResolveInsideTheDirectoryOnly) {
   EXPECT_EQ(routers.Redact("cannot read " + (dir / "router.safetensors")), "cannot read router.safetensors");
 }
 
-server::EngineOptions OneAtATime() { return {.queue_limit = 1, .max_active = 1, .on_load = nullptr}; }
+server::EngineOptions OneAtATime() { return {.queue_limit = 1, .max_active = 1}; }
+
+// The engine needs a model and a pool; these tests only run tasks.
+struct TinyEngine {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<server::Engine> engine;
+  explicit TinyEngine(server::EngineOptions options) {
+    ModelConfig c;
+    c.dim = 8;
+    c.hidden_dim = 16;
+    c.n_layers = 1;
+    c.n_heads = 2;
+    c.n_kv_heads = 2;
+    c.vocab_size = 16;
+    c.max_seq_len = 32;
+    model = Model::FromCheckpoint(RandomCheckpoint(c, 1), nullptr);
+    engine = std::make_unique<server::Engine>(*model, *KvPool::Create(c, 1 << 20), std::move(options));
+  }
+};
 
 // A task that holds the engine until released.
 std::shared_ptr<server::EngineJob> Blocker(std::latch& started, std::latch& release) {
@@ -113,7 +133,8 @@ std::shared_ptr<server::EngineJob> Blocker(std::latch& started, std::latch& rele
 }
 
 TEST(Engine, ACancelledQueuedRequestGivesUpItsSlotAtOnce) {
-  server::Engine engine(OneAtATime());
+  TinyEngine tiny(OneAtATime());
+  server::Engine& engine = *tiny.engine;
   std::latch started(1), release(1);
   ASSERT_TRUE(engine.Submit(Blocker(started, release)).ok());
   started.wait();  // the engine is busy; the queue holds one more
@@ -137,7 +158,8 @@ TEST(Engine, ACancelledQueuedRequestGivesUpItsSlotAtOnce) {
 }
 
 TEST(Engine, AnAbandonedQueuedRequestDoesNotKeepALiveOneOut) {
-  server::Engine engine(OneAtATime());
+  TinyEngine tiny(OneAtATime());
+  server::Engine& engine = *tiny.engine;
   std::latch started(1), release(1);
   ASSERT_TRUE(engine.Submit(Blocker(started, release)).ok());
   started.wait();

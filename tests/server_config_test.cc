@@ -41,7 +41,8 @@ class ConfigServerTest : public ::testing::Test {
 };
 
 TEST_F(ConfigServerTest, AnUpdateDuringAStreamLeavesItOnItsVersion) {
-  Staved server;
+  // The slow model: stories260K finished its 16-bucket stream before the update on a fast host.
+  Staved server({"--model=" + testing::SlowModelDir(), "--tokenizer="});
   ASSERT_FALSE(server.address().empty());
   EXPECT_EQ(GetConfig(server).version(), 1u);
   // Sixteen buckets make the stream slow enough to still be running when the update lands.
@@ -50,7 +51,7 @@ TEST_F(ConfigServerTest, AnUpdateDuringAStreamLeavesItOnItsVersion) {
   EXPECT_EQ(applied.version(), 2u);
   auto stub = server.Stub();
   bool updated_while_running = false;
-  auto during = Stream(*stub, Request("Once upon a time", 400), [&](const stave::v1::GenerateResponse&) {
+  auto during = Stream(*stub, Request("Once upon a time", 200), [&](const stave::v1::GenerateResponse&) {
     if (updated_while_running) return;
     stave::v1::UpdateConfigRequest vanilla;
     vanilla.set_mode(stave::v1::VANILLA);
@@ -61,9 +62,9 @@ TEST_F(ConfigServerTest, AnUpdateDuringAStreamLeavesItOnItsVersion) {
   ASSERT_TRUE(during.status.ok()) << during.status.error_message();
   EXPECT_EQ(during.config_version, 2u);
   // 16 copies of the model's own base generate exactly what vanilla does.
-  auto model = testing::LoadStories260K();
+  auto model = *Model::Load(testing::SlowModelDir());
   GenerationParams params;
-  params.max_tokens = 400;
+  params.max_tokens = 200;
   params.sampling.temperature = 0;
   auto local = Generate(*model, "Once upon a time", params);
   EXPECT_EQ(during.tokens, local->token_ids);

@@ -237,7 +237,8 @@ TEST_F(HardeningTest, TakenOrInvalidAddressesFailAtStartWithExitOne) {
 TEST_F(HardeningTest, StartupFlagsOutOfRangeAreOneLineErrors) {
   for (const auto& [flag, name] : std::vector<std::pair<std::string, std::string>>{
            {"--max-active=0", "--max-active"}, {"--queue-size=0", "--queue-size"},
-           {"--threads=-1", "--threads"}, {"--kv-budget-mb=-5", "--kv-budget-mb"},
+           {"--threads=-1", "--threads"}, {"--kv-cache-mb=-5", "--kv-cache-mb"},
+           {"--max-batch-tokens=0", "--max-batch-tokens"},
            {"--grace-seconds=-1", "--grace-seconds"}}) {
     auto args = StoriesArgs();
     args.insert(args.end(), {"--listen=127.0.0.1:0", "--metrics-listen=", flag});

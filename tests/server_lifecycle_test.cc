@@ -6,6 +6,7 @@
 namespace stave {
 namespace {
 
+// Streams that must still be running while a test acts run on testing::SlowModelDir().
 using testing::OpenStream;
 using testing::Request;
 using testing::SlowRequest;
@@ -18,7 +19,7 @@ class LifecycleTest : public ::testing::Test {
 };
 
 TEST_F(LifecycleTest, CancellationReturnsActiveSequencesToZero) {
-  Staved server;
+  Staved server({"--model=" + testing::SlowModelDir(), "--tokenizer="});
   ASSERT_FALSE(server.address().empty());
   auto stub = server.Stub();
   OpenStream stream;
@@ -42,7 +43,7 @@ TEST_F(LifecycleTest, CancellationReturnsActiveSequencesToZero) {
 }
 
 TEST_F(LifecycleTest, AFullQueueIsResourceExhausted) {
-  Staved server({"--max-active=1", "--queue-size=1"});
+  Staved server({"--model=" + testing::SlowModelDir(), "--tokenizer=", "--max-active=1", "--queue-size=1"});
   ASSERT_FALSE(server.address().empty());
   auto stub = server.Stub();
   OpenStream running, waiting;
@@ -62,7 +63,7 @@ TEST_F(LifecycleTest, AFullQueueIsResourceExhausted) {
 }
 
 TEST_F(LifecycleTest, SigtermLetsRunningStreamsFinishAndExitsZero) {
-  Staved server({"--grace-seconds=60"});
+  Staved server({"--model=" + testing::SlowModelDir(), "--tokenizer=", "--grace-seconds=60"});
   ASSERT_FALSE(server.address().empty());
   auto stub = server.Stub();
   OpenStream stream;
