@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <unistd.h>
 
@@ -15,13 +16,17 @@
 
 #include <atomic>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/channel.h"
 #include "client/commands.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
 #include "core/checkpoint.h"
 #include "core/model.h"
+#include "core/kv_pool.h"
+#include "core/scheduler.h"
 #include "core/sequence.h"
 #include "nlohmann/json.hpp"
 
@@ -33,6 +38,8 @@ constexpr char kShape110M[] = "dim=768,layers=12,heads=12,kv_heads=12,hidden=204
 struct BenchOptions {
   std::string model, tokenizer, random_shape = kShape110M;
   int prompt_tokens = 128, gen_tokens = 64, threads = 2, runs = 3;
+  std::string concurrency;  // "1,4,16": that many sequences through one scheduler, per level
+  int max_batch_tokens = 128, arrival_prompt_tokens = 0;
   bool json = false, no_baseline = false;
   PositionFlags position;
   ChannelOptions server;  // set: compare one gRPC stream through staved with in-process runs
@@ -193,6 +200,185 @@ absl::Status RunServerComparison(const BenchOptions& o, const Model& model, cons
   return absl::OkStatus();
 }
 
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
+// One concurrency level: `n` sequences (distinct random prompts) through one Scheduler, as staved
+// runs them, all arriving at once. With arrival_prompt_tokens, one more prompt of that length
+// arrives once every stream decodes, to measure what its prefill does to their inter-token gaps.
+struct LevelResult {
+  double tokens_per_s = 0, decode_tokens_per_s = 0, itl_p50_ms = 0, itl_p99_ms = 0;
+  double itl_p50_before_arrival_ms = 0, itl_p99_during_arrival_ms = 0;
+  double kv_peak_mb = 0, kv_full_context_mb = 0;
+  int64_t preemptions = 0;
+};
+
+absl::StatusOr<LevelResult> RunLevel(const BenchOptions& o, const Model& model, const PositionConfig& position, int n) {
+  using Clock = std::chrono::steady_clock;
+  const ModelConfig& c = model.config();
+  GenerationParams params;
+  params.max_tokens = o.gen_tokens;
+  params.ignore_stop_token = true;
+  params.position = position;
+  params.kv_budget_mb = int64_t{1} << 30;
+  std::mt19937 rng(n);
+  auto random_prompt = [&](int length) {
+    std::vector<int> prompt{c.bos_id};
+    while (static_cast<int>(prompt.size()) < length) prompt.push_back(static_cast<int>(rng() % c.vocab_size));
+    return prompt;
+  };
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (int i = 0; i < n; ++i) {
+    auto seq = Sequence::Create(model, random_prompt(o.prompt_tokens), params);
+    if (!seq.ok()) return seq.status();
+    seqs.push_back(*std::move(seq));
+  }
+  std::unique_ptr<Sequence> arrival;
+  if (o.arrival_prompt_tokens > 0) {
+    GenerationParams one = params;
+    one.max_tokens = 1;
+    auto seq = Sequence::Create(model, random_prompt(o.arrival_prompt_tokens), one);
+    if (!seq.ok()) return seq.status();
+    arrival = *std::move(seq);
+  }
+  // A pool with room for everyone at full length (the bench measures speed, not preemption);
+  // the peak of what was used is reported next to what full-context caches would take.
+  const auto& rt = seqs[0]->runtime();
+  const int rows = rt.key_rows() + rt.value_rows();
+  const int64_t block_bytes = KvPool::BlockBytes(c, 16);
+  int64_t blocks = int64_t{n} * rows * ((o.prompt_tokens + o.gen_tokens + 15) / 16);
+  if (arrival) blocks += int64_t{rows} * ((o.arrival_prompt_tokens + 16) / 16);
+  auto pool = KvPool::Create(c, blocks * block_bytes, 16);
+  if (!pool.ok()) return pool.status();
+  Scheduler scheduler(model, *std::move(pool), {.max_batch_tokens = o.max_batch_tokens, .max_running = n + 1});
+  for (auto& s : seqs) {
+    auto status = scheduler.Add(s.get());
+    if (!status.ok()) return status;
+  }
+  std::map<Sequence*, Clock::time_point> last;
+  std::vector<double> gaps, before, during;
+  int64_t tokens = 0, decode_tokens = 0, peak_blocks = 0;
+  int first_tokens = 0;
+  const auto t0 = Clock::now();
+  Clock::time_point decode_start, arrival_time;
+  bool arrived = false, arrival_done = false;
+  while (scheduler.running() + scheduler.waiting() > 0) {
+    auto outputs = scheduler.Step();
+    const auto now = Clock::now();
+    peak_blocks = std::max(peak_blocks, scheduler.pool().total_blocks() - scheduler.pool().free_blocks());
+    for (const auto& out : outputs) {
+      if (out.sequence == arrival.get()) {
+        arrival_done = true;
+        continue;
+      }
+      ++tokens;
+      auto it = last.find(out.sequence);
+      if (it == last.end()) {
+        last.emplace(out.sequence, now);
+        if (++first_tokens == n) decode_start = now;
+        continue;
+      }
+      const double gap = std::chrono::duration<double>(now - it->second).count();
+      it->second = now;
+      if (first_tokens < n) continue;
+      ++decode_tokens;
+      gaps.push_back(gap);
+      if (arrival && !arrived) before.push_back(gap);
+      if (arrival && arrived && !arrival_done) during.push_back(gap);
+    }
+    // The long prompt arrives once every stream has decoded a few tokens.
+    if (arrival && !arrived && before.size() >= static_cast<size_t>(4 * n)) {
+      auto status = scheduler.Add(arrival.get());
+      if (!status.ok()) return status;
+      arrived = true;
+      arrival_time = Clock::now();
+    }
+  }
+  const auto t_end = Clock::now();
+  LevelResult r;
+  r.tokens_per_s = tokens / std::chrono::duration<double>(t_end - t0).count();
+  r.decode_tokens_per_s = decode_tokens / std::chrono::duration<double>(t_end - decode_start).count();
+  r.itl_p50_ms = 1000 * Percentile(gaps, 0.5);
+  r.itl_p99_ms = 1000 * Percentile(gaps, 0.99);
+  r.itl_p50_before_arrival_ms = 1000 * Percentile(before, 0.5);
+  r.itl_p99_during_arrival_ms = 1000 * Percentile(during, 0.99);
+  r.kv_peak_mb = peak_blocks * block_bytes / 1048576.0;
+  r.kv_full_context_mb = static_cast<double>(n) * rows * ((c.max_seq_len + 15) / 16) * block_bytes / 1048576.0;
+  r.preemptions = scheduler.preemptions();
+  return r;
+}
+
+absl::Status RunConcurrency(const BenchOptions& o, const Model& model, const std::string& source,
+                            const PositionConfig& position) {
+  std::vector<int> levels;
+  for (absl::string_view item : absl::StrSplit(o.concurrency, ',', absl::SkipWhitespace())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(item, &n) || n < 1 || n > 4096)
+      return absl::InvalidArgumentError(absl::StrCat("--concurrency: '", item, "' is not a count in 1..4096"));
+    levels.push_back(n);
+  }
+  if (levels.empty()) return absl::InvalidArgumentError("--concurrency: give at least one count, e.g. 1,4,16");
+  // Levels alternate within each run so that all of them see the same machine conditions; the
+  // ratios against one stream are taken per run, then the median.
+  std::map<int, std::vector<LevelResult>> results;
+  for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up
+    for (int n : levels) {
+      auto r = RunLevel(o, model, position, n);
+      if (!r.ok()) return r.status();
+      if (run == 0) continue;
+      results[n].push_back(*r);
+      std::fprintf(stderr, "run %d/%d: %d streams: %.1f decode tokens/s, inter-token p50 %.2f ms\n", run, o.runs, n,
+                   r->decode_tokens_per_s, r->itl_p50_ms);
+    }
+  }
+  nlohmann::json table = nlohmann::json::array();
+  for (int n : levels) {
+    auto median = [&](auto field) {
+      std::vector<double> v;
+      for (const auto& r : results[n]) v.push_back(field(r));
+      return Median(v);
+    };
+    auto ratio = [&](auto field) {
+      std::vector<double> v;
+      for (size_t i = 0; i < results[n].size(); ++i) v.push_back(field(results[n][i]) / field(results[levels[0]][i]));
+      return Median(v);
+    };
+    nlohmann::json row = {
+        {"streams", n},
+        {"tokens_per_s", median([](const LevelResult& r) { return r.tokens_per_s; })},
+        {"decode_tokens_per_s", median([](const LevelResult& r) { return r.decode_tokens_per_s; })},
+        {"itl_p50_ms", median([](const LevelResult& r) { return r.itl_p50_ms; })},
+        {"itl_p99_ms", median([](const LevelResult& r) { return r.itl_p99_ms; })},
+        {"decode_ratio_vs_first_level", ratio([](const LevelResult& r) { return r.decode_tokens_per_s; })},
+        {"itl_p50_ratio_vs_first_level", ratio([](const LevelResult& r) { return r.itl_p50_ms; })},
+        {"kv_peak_mb", median([](const LevelResult& r) { return r.kv_peak_mb; })},
+        {"kv_full_context_mb", median([](const LevelResult& r) { return r.kv_full_context_mb; })},
+    };
+    if (o.arrival_prompt_tokens > 0) {
+      row["itl_p50_before_arrival_ms"] = median([](const LevelResult& r) { return r.itl_p50_before_arrival_ms; });
+      row["itl_p99_during_arrival_ms"] = median([](const LevelResult& r) { return r.itl_p99_during_arrival_ms; });
+      row["arrival_p99_over_p50"] = median(
+          [](const LevelResult& r) { return r.itl_p99_during_arrival_ms / std::max(1e-9, r.itl_p50_before_arrival_ms); });
+    }
+    table.push_back(row);
+  }
+  nlohmann::json j = {{"model", source},
+                      {"mode", o.position.mode},
+                      {"threads", o.threads},
+                      {"prompt_tokens", o.prompt_tokens},
+                      {"gen_tokens", o.gen_tokens},
+                      {"max_batch_tokens", o.max_batch_tokens},
+                      {"arrival_prompt_tokens", o.arrival_prompt_tokens},
+                      {"runs", o.runs},
+                      {"levels", table},
+                      {"peak_rss_mb", PeakRssMb()}};
+  std::puts(o.json ? j.dump().c_str() : j.dump(2).c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RunBench(const BenchOptions& o) {
   ConfigureThreads(o.threads);
   std::unique_ptr<Model> model;
@@ -239,6 +425,7 @@ absl::Status RunBench(const BenchOptions& o) {
   auto position = o.position.ToConfig();
   if (!position.ok()) return position.status();
   if (!o.server.server.empty()) return RunServerComparison(o, *model, source, *position);
+  if (!o.concurrency.empty()) return RunConcurrency(o, *model, source, *position);
   // With a non-vanilla mode, vanilla runs alternate with it in this process, so that both see the
   // same machine conditions: ratios are what to compare on shared, noisy machines.
   const bool baseline = position->mode != PositionMode::kVanilla && !o.no_baseline;
@@ -318,6 +505,15 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "compute threads")->capture_default_str();
   cmd->add_option("--runs", o->runs, "measured runs (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o->json, "print one JSON line");
+  cmd->add_option("--concurrency", o->concurrency,
+                  "comma-separated stream counts (e.g. 1,4,16,64): that many sequences through one batching "
+                  "scheduler in-process; reports aggregate decode tokens/s and inter-token latency per level");
+  cmd->add_option("--max-batch-tokens", o->max_batch_tokens, "with --concurrency: rows per engine step (as staved's flag)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--arrival-prompt-tokens", o->arrival_prompt_tokens,
+                  "with --concurrency: one prompt of this length arrives once the streams decode; reports their "
+                  "inter-token p99 during its prefill against p50 before it")
+      ->check(CLI::NonNegativeNumber);
   o->position.Register(cmd);
   cmd->add_flag("--no-baseline", o->no_baseline, "with --mode buckets: skip the vanilla run in the same process");
   AddServerFlags(cmd, o->server)->description(

@@ -70,21 +70,25 @@ constexpr RowsFn kAvx512[] = {nullptr,           RowsAvx512<1, 4>, RowsAvx512<2,
 void SmallBatchMatmul(const float* x, const float* w, float* out, int64_t rows, int64_t n,
                       int64_t d, bool accumulate) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");
-  // Rows of x in chunks of up to 8 (16 accumulators); W is streamed once per chunk.
-  for (int64_t b0 = 0; b0 < rows; b0 += 8) {
-    const int nb = static_cast<int>(std::min<int64_t>(8, rows - b0));
-    const float* xb = x + b0 * d;
-    float* ob = out + b0 * n;
-    // Split W's rows across threads in even-sized blocks; tiny matrices stay on one thread.
-    const int64_t grain = std::max<int64_t>(64, (1 << 16) / std::max<int64_t>(1, d));
-    at::parallel_for(0, (n + 3) / 4, grain / 4, [&](int64_t begin, int64_t end) {
-      const int64_t lo = begin * 4, hi = std::min(n, end * 4);
-      if (avx512)
-        kAvx512[nb](xb, d, w, ob, n, lo, hi, d, accumulate);
-      else
-        RowsScalar(xb, d, nb, w, ob, n, lo, hi, d, accumulate);
-    });
-  }
+  // Split W's rows across threads in even-sized blocks; tiny matrices stay on one thread.
+  const int64_t grain = std::max<int64_t>(64, (1 << 16) / std::max<int64_t>(1, d));
+  // Within a thread's rows of W, tiles of ~128 KiB: every chunk of up to 8 x rows (16
+  // accumulators) passes over a tile while it is in cache, so W is read from memory once for
+  // all rows, not once per chunk of 8.
+  const int64_t tile = std::max<int64_t>(4, (int64_t{32} << 10) / std::max<int64_t>(1, d) / 4 * 4);
+  at::parallel_for(0, (n + 3) / 4, grain / 4, [&](int64_t begin, int64_t end) {
+    const int64_t lo = begin * 4, hi = std::min(n, end * 4);
+    for (int64_t t = lo; t < hi; t += tile) {
+      const int64_t t_end = std::min(hi, t + tile);
+      for (int64_t b0 = 0; b0 < rows; b0 += 8) {
+        const int nb = static_cast<int>(std::min<int64_t>(8, rows - b0));
+        if (avx512)
+          kAvx512[nb](x + b0 * d, d, w, out + b0 * n, n, t, t_end, d, accumulate);
+        else
+          RowsScalar(x + b0 * d, d, nb, w, out + b0 * n, n, t, t_end, d, accumulate);
+      }
+    }
+  });
 }
 
 }  // namespace stave::kernels
