@@ -7,8 +7,9 @@
 namespace stave {
 namespace {
 
-// Decode-sized products on CPU (2..16 rows: bucket branches) go to the small-batch kernel,
-// which reads the weights once for all rows; OpenBLAS GEMM is ~3x slower at these sizes.
+// Decode-sized products on CPU (2..64 rows: the streams of a batched step and their bucket
+// branches) go to the small-batch kernel, which reads the weights once for all rows; OpenBLAS
+// GEMM is slower at these sizes (small_batch_matmul.h has the figures).
 bool UseSmallBatchKernel(const at::Tensor& x, const at::Tensor& w) {
   return x.size(0) > 1 && x.size(0) <= kernels::kSmallBatchMaxRows && x.is_cpu() &&
          x.is_contiguous() && w.is_contiguous() && x.scalar_type() == at::kFloat;
