@@ -28,26 +28,45 @@ namespace {
 // LibTorch) takes the plain LibTorch ops beside them.
 bool OnCpuKernels(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); }
 
-// Pool slots of positions [from, to) of one table.
-at::Tensor Slots(const KvPool& pool, const std::vector<int>& table, int64_t from, int64_t to,
-                 const at::Device& device) {
-  std::vector<int64_t> slots;
-  slots.reserve(static_cast<size_t>(to - from));
-  for (int64_t p = from; p < to; ++p) slots.push_back(pool.Slot(table, static_cast<int>(p)));
-  return torch::tensor(slots, torch::kLong).to(device);
+// Pool rows of positions [from, to) of one table, every KV head: ordered (position, head) to
+// scatter a [T, kv_heads, head_dim] block, (head, position) to gather [kv_heads, T, head_dim].
+at::Tensor Rows(const KvPool& pool, const std::vector<int>& table, int64_t from, int64_t to, bool head_major,
+                const at::Device& device) {
+  std::vector<int64_t> rows;
+  rows.reserve(static_cast<size_t>((to - from) * pool.kv_heads()));
+  if (head_major) {
+    for (int64_t h = 0; h < pool.kv_heads(); ++h)
+      for (int64_t p = from; p < to; ++p) rows.push_back(pool.Row(table, p, h));
+  } else {
+    for (int64_t p = from; p < to; ++p)
+      for (int64_t h = 0; h < pool.kv_heads(); ++h) rows.push_back(pool.Row(table, p, h));
+  }
+  return torch::tensor(rows, torch::kLong).to(device);
+}
+
+// Writes `src` [T, kv_heads, head_dim] at positions [from, from + T) of a table.
+void Scatter(KvPool& pool, int layer, const std::vector<int>& table, int64_t from, const at::Tensor& src) {
+  at::Tensor& store = pool.layer(layer);
+  store.index_copy_(0, Rows(pool, table, from, from + src.size(0), false, store.device()),
+                    src.reshape({-1, pool.head_dim()}));
 }
 
 // Positions 0..end of one table as [kv_heads, end, head_dim] (a copy, for batched matmuls).
-at::Tensor Gather(KvPool& pool, int layer, const std::vector<int>& table, int64_t end, int64_t kv_heads,
-                  int64_t head_dim) {
+at::Tensor Gather(KvPool& pool, int layer, const std::vector<int>& table, int64_t end) {
   at::Tensor& store = pool.layer(layer);
-  return store.index_select(0, Slots(pool, table, 0, end, store.device()))
-      .view({end, kv_heads, head_dim})
-      .transpose(0, 1);
+  return store.index_select(0, Rows(pool, table, 0, end, true, store.device()))
+      .view({pool.kv_heads(), end, pool.head_dim()});
 }
 
-kernels::PagedRows Paged(KvPool& pool, int layer, const std::vector<int>& table, int64_t row_stride) {
-  return {pool.layer(layer).data_ptr<float>(), table.data(), pool.block_size(), row_stride};
+kernels::PagedRows Paged(KvPool& pool, int layer, const std::vector<int>& table) {
+  return {pool.layer(layer).data_ptr<float>(), table.data(), pool.block_size(), pool.kv_heads(), pool.head_dim()};
+}
+
+// CPU: copies one position's `kv_heads` head vectors (contiguous in `src`) into a table.
+void Store(KvPool& pool, float* store_base, const std::vector<int>& table, int64_t position, const float* src) {
+  const int64_t hd = pool.head_dim();
+  for (int64_t h = 0; h < pool.kv_heads(); ++h)
+    std::memcpy(store_base + pool.Row(table, position, h) * hd, src + h * hd, hd * sizeof(float));
 }
 
 }  // namespace
@@ -56,12 +75,11 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
                                  at::Tensor& att, BatchLayout& decode) const {
   const int64_t T = static_cast<int64_t>(e.tokens.size()), hd = config_.head_dim();
   const int64_t nh = config_.n_heads, nkv = config_.n_kv_heads, qkv_row = (nh + 2 * nkv) * hd;
-  const int64_t kv_row = nkv * hd;
   const int64_t start = e.kv->length, end = start + T;
   const RopeTable& rope = *e.rope;
   const bool shared_rope = rope.cos.dim() == 2;
   const int64_t rope_len = rope.cos.size(-2);
-  at::Tensor& store = pool.layer(l);  // [slots, kv_heads * head_dim]
+  at::Tensor& store = pool.layer(l);  // [rows, head_dim]
   const bool cpu = OnCpuKernels(qkv) && OnCpuKernels(store);
   float* qkv_base = cpu ? qkv.data_ptr<float>() : nullptr;
   float* store_base = cpu ? store.data_ptr<float>() : nullptr;
@@ -80,25 +98,22 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
           const int64_t pos = start + t, table_row = ((shared_rope ? 0 : b) * rope_len + pos) * hd;
           kernels::Rope(row, nh + nkv, hd, rope.cos.data_ptr<float>() + table_row,
                         rope.sin.data_ptr<float>() + table_row);
-          std::memcpy(store_base + pool.Slot(e.kv->k[b], pos) * kv_row, row + nh * hd, kv_row * sizeof(float));
-          std::memcpy(store_base + pool.Slot(e.kv->v[b], pos) * kv_row, row + (nh + nkv) * hd,
-                      kv_row * sizeof(float));
+          Store(pool, store_base, e.kv->k[b], pos, row + nh * hd);
+          Store(pool, store_base, e.kv->v[b], pos, row + (nh + nkv) * hd);
         }
     } else {
       auto rows = qkv.narrow(0, row0, B * T).view({B, T, nh + 2 * nkv, hd});
       rows.narrow(2, 0, nh + nkv)
           .copy_(ApplyRope(rows.narrow(2, 0, nh + nkv), table_rows(rope.cos), table_rows(rope.sin_signed)));
       for (int64_t b = 0; b < B; ++b) {
-        store.index_copy_(0, Slots(pool, e.kv->k[b], start, end, store.device()),
-                          rows[b].narrow(1, nh, nkv).reshape({T, kv_row}));
-        store.index_copy_(0, Slots(pool, e.kv->v[b], start, end, store.device()),
-                          rows[b].narrow(1, nh + nkv, nkv).reshape({T, kv_row}));
+        Scatter(pool, l, e.kv->k[b], start, rows[b].narrow(1, nh, nkv));
+        Scatter(pool, l, e.kv->v[b], start, rows[b].narrow(1, nh + nkv, nkv));
       }
     }
     if (T == 1 && cpu) {
       for (int64_t b = 0; b < B; ++b)
-        decode.rows.push_back({qkv_base + (row0 + b) * qkv_row, Paged(pool, l, e.kv->k[b], kv_row),
-                               Paged(pool, l, e.kv->v[b], kv_row), end,
+        decode.rows.push_back({qkv_base + (row0 + b) * qkv_row, Paged(pool, l, e.kv->k[b]),
+                               Paged(pool, l, e.kv->v[b]), end,
                                att.data_ptr<float>() + (row0 + b) * nh * hd});
       decode.max_length = std::max(decode.max_length, end);
       return;
@@ -106,8 +121,8 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
     // Prompt chunks (and every step off the CPU): each branch's cache gathered, batched matmuls.
     std::vector<at::Tensor> keys, values;
     for (int64_t b = 0; b < B; ++b) {
-      keys.push_back(Gather(pool, l, e.kv->k[b], end, nkv, hd));
-      values.push_back(Gather(pool, l, e.kv->v[b], end, nkv, hd));
+      keys.push_back(Gather(pool, l, e.kv->k[b], end));
+      values.push_back(Gather(pool, l, e.kv->v[b], end));
     }
     auto q = qkv.narrow(0, row0, B * T).view({B, T, nh + 2 * nkv, hd}).narrow(2, 0, nh);
     att.narrow(0, row0, B * T)
@@ -121,25 +136,26 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
   const MoiceRouters& moice = *e.moice;
   const int64_t n = moice.experts();
   if (cpu) {
+    std::vector<float> rotated_key(static_cast<size_t>(nkv * hd));
     for (int64_t t = 0; t < T; ++t) {
       const float* row = qkv_base + (row0 + t) * qkv_row;
       const int64_t pos = start + t;
-      std::memcpy(store_base + pool.Slot(e.kv->v[0], pos) * kv_row, row + (nh + nkv) * hd, kv_row * sizeof(float));
+      Store(pool, store_base, e.kv->v[0], pos, row + (nh + nkv) * hd);
+      float* rotated = rotated_key.data();
       for (int64_t i = 0; i < n; ++i) {
-        float* slot = store_base + pool.Slot(e.kv->k[i], pos) * kv_row;
-        std::memcpy(slot, row + nh * hd, kv_row * sizeof(float));
+        std::memcpy(rotated, row + nh * hd, nkv * hd * sizeof(float));
         const int64_t table_row = (i * rope_len + pos) * hd;
-        kernels::Rope(slot, nkv, hd, rope.cos.data_ptr<float>() + table_row, rope.sin.data_ptr<float>() + table_row);
+        kernels::Rope(rotated, nkv, hd, rope.cos.data_ptr<float>() + table_row, rope.sin.data_ptr<float>() + table_row);
+        Store(pool, store_base, e.kv->k[i], pos, rotated);
       }
     }
   } else {
     auto rows = qkv.narrow(0, row0, T).view({T, nh + 2 * nkv, hd});
-    store.index_copy_(0, Slots(pool, e.kv->v[0], start, end, store.device()),
-                      rows.narrow(1, nh + nkv, nkv).reshape({T, kv_row}));
+    Scatter(pool, l, e.kv->v[0], start, rows.narrow(1, nh + nkv, nkv));
     for (int64_t i = 0; i < n; ++i) {
       auto rotated = ApplyRope(rows.narrow(1, nh, nkv), rope.cos[i].narrow(0, start, T).unsqueeze(1),
                                rope.sin_signed[i].narrow(0, start, T).unsqueeze(1));
-      store.index_copy_(0, Slots(pool, e.kv->k[i], start, end, store.device()), rotated.reshape({T, kv_row}));
+      Scatter(pool, l, e.kv->k[i], start, rotated);
     }
   }
   const RouterWeights& router = moice.layers[l];
@@ -147,12 +163,12 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
     std::vector<kernels::PagedRows> keys;
     std::vector<const float*> cos_rows, sin_rows;
     for (int64_t i = 0; i < n; ++i) {
-      keys.push_back(Paged(pool, l, e.kv->k[i], kv_row));
+      keys.push_back(Paged(pool, l, e.kv->k[i]));
       cos_rows.push_back(rope.cos.data_ptr<float>() + (i * rope_len + start) * hd);
       sin_rows.push_back(rope.sin.data_ptr<float>() + (i * rope_len + start) * hd);
     }
     auto scratch = torch::empty({nh, end + 3 * hd + 2 * n});
-    kernels::MoiceAttention(qkv_base + row0 * qkv_row, keys.data(), Paged(pool, l, e.kv->v[0], kv_row),
+    kernels::MoiceAttention(qkv_base + row0 * qkv_row, keys.data(), Paged(pool, l, e.kv->v[0]),
                             att.data_ptr<float>() + row0 * nh * hd, scratch.data_ptr<float>(), cos_rows.data(),
                             sin_rows.data(), router.w1.data_ptr<float>(), router.w2.data_ptr<float>(),
                             router.w3.data_ptr<float>(), n, moice.top_k, nh, nkv, hd, end);
@@ -162,7 +178,7 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
   // by the router, which reads each head's query rotated with the first expert base.
   auto q = qkv.narrow(0, row0, T).narrow(1, 0, nh * hd).view({1, T, nh, hd});
   auto rows_of = [&](const at::Tensor& table, int64_t i) { return table[i].narrow(0, start, T).unsqueeze(1); };
-  auto values = Gather(pool, l, e.kv->v[0], end, nkv, hd);
+  auto values = Gather(pool, l, e.kv->v[0], end);
   auto q_first = ApplyRope(q, rows_of(rope.cos, 0), rows_of(rope.sin_signed, 0));
   auto weights = RouteWeights(router, q_first, moice.top_k);  // [1, T, heads, n]
   auto out = at::zeros({T, nh * hd}, qkv.options());
@@ -170,7 +186,7 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
     auto w_i = weights.select(-1, i)[0];  // [T, heads]
     if (moice.top_k < n && !w_i.gt(0).any().item<bool>()) continue;  // unselected: weight 0
     auto q_i = i == 0 ? q_first : ApplyRope(q, rows_of(rope.cos, i), rows_of(rope.sin_signed, i));
-    auto a = CausalAttention(q_i, Gather(pool, l, e.kv->k[i], end, nkv, hd), values, start).view({T, nh, hd});
+    auto a = CausalAttention(q_i, Gather(pool, l, e.kv->k[i], end), values, start).view({T, nh, hd});
     out.view({T, nh, hd}).addcmul_(a, w_i.unsqueeze(-1));
   }
   att.narrow(0, row0, T).copy_(out);
@@ -190,7 +206,12 @@ std::vector<at::Tensor> Transformer::ForwardBatch(std::vector<BatchEntry>& batch
     for (int b = 0; b < e.branches; ++b) ids.insert(ids.end(), e.tokens.begin(), e.tokens.end());
   }
   const int64_t R = static_cast<int64_t>(ids.size());
-  auto x = embed_.index_select(0, torch::tensor(ids, torch::kLong).to(embed_.device()));  // [R, dim]
+  // Small models are bound by per-op overhead: every LibTorch op below is one a step needs.
+  auto on_device = [&](const std::vector<int64_t>& v) {
+    auto t = torch::tensor(v, torch::kLong);
+    return embed_.is_cpu() ? t : t.to(embed_.device());
+  };
+  auto x = embed_.index_select(0, on_device(ids));  // [R, dim]
   const bool cpu = OnCpuKernels(x);
   // The hand-written norm and gating win where a LibTorch op's dispatch outweighs its work
   // (decode-sized steps); beyond that LibTorch's vectorised exp is faster (measured: the scalar
@@ -203,14 +224,17 @@ std::vector<at::Tensor> Transformer::ForwardBatch(std::vector<BatchEntry>& batch
     if (small) kernels::RmsNorm(x.data_ptr<float>(), weight.data_ptr<float>(), h.data_ptr<float>(), R, dim, eps);
     else h = RmsNorm(x, weight, config_.norm_eps);
   };
+  BatchLayout decode;  // the layers' decode rows and attention scratch, reused layer to layer
+  at::Tensor scratch;
   for (int l = 0; l < config_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
     norm(w.attn_norm);
     auto qkv = Linear(h, w.wqkv).contiguous();  // [R, (heads + 2 kv_heads) head_dim]
-    BatchLayout decode;
+    decode.rows.clear();
     for (size_t i = 0; i < batch.size(); ++i) BatchAttention(batch[i], row0s[i], l, qkv, pool, att, decode);
     if (!decode.rows.empty()) {
-      auto scratch = torch::empty({static_cast<int64_t>(decode.rows.size()) * nh, decode.max_length});
+      const int64_t scratch_size = static_cast<int64_t>(decode.rows.size()) * nh * decode.max_length;
+      if (!scratch.defined() || scratch.numel() < scratch_size) scratch = torch::empty({scratch_size});
       kernels::PagedAttention(decode.rows.data(), static_cast<int64_t>(decode.rows.size()), scratch.data_ptr<float>(),
                               decode.max_length, nh, nkv, hd);
     }
@@ -232,8 +256,17 @@ std::vector<at::Tensor> Transformer::ForwardBatch(std::vector<BatchEntry>& batch
       for (int64_t t = batch[i].all_logits ? 0 : T - 1; t < T; ++t) picked.push_back(row0s[i] + b * T + t);
     batch[i].kv->length += static_cast<int>(T);
   }
-  auto last = x.index_select(0, torch::tensor(picked, torch::kLong).to(x.device()));
-  auto logits = Linear(RmsNorm(last, final_norm_, config_.norm_eps), classifier_);  // [picked, V]
+  const bool every_row = static_cast<int64_t>(picked.size()) == R;  // decode steps: rows in order
+  const int64_t P = static_cast<int64_t>(picked.size());
+  auto last = every_row ? x : x.index_select(0, on_device(picked));
+  if (small && P <= kernels::kSmallBatchMaxRows) {
+    auto normed = every_row ? h : torch::empty({P, dim}, x.options());
+    kernels::RmsNorm(last.data_ptr<float>(), final_norm_.data_ptr<float>(), normed.data_ptr<float>(), P, dim, eps);
+    last = normed;
+  } else {
+    last = RmsNorm(last, final_norm_, config_.norm_eps);
+  }
+  auto logits = Linear(last, classifier_);  // [picked, V]
   std::vector<at::Tensor> out;
   int64_t offset = 0;
   for (const BatchEntry& e : batch) {

@@ -18,16 +18,18 @@ void RmsNorm(const float* x, const float* weight, float* out, int64_t rows, int6
 void Rope(float* x, int64_t heads, int64_t head_dim, const float* cos, const float* sin);
 
 // One cache table's positions in the KV pool (see kv_pool.h): position p of KV head h lives at
-// pool + (blocks[p / block_size] * block_size + p % block_size) * row_stride + h * head_dim.
+// pool + ((blocks[p / block_size] * kv_heads + h) * block_size + p % block_size) * head_dim, so a
+// head's positions are contiguous within a block.
 struct PagedRows {
   const float* pool = nullptr;
   const int* blocks = nullptr;
   int64_t block_size = 16;
-  int64_t row_stride = 0;  // kv_heads * head_dim
+  int64_t kv_heads = 1;
+  int64_t head_dim = 0;
 
-  const float* At(int64_t position, int64_t kv_head, int64_t head_dim) const {
-    return pool + (int64_t{blocks[position / block_size]} * block_size + position % block_size) * row_stride +
-           kv_head * head_dim;
+  // Start of block `b`'s positions of KV head `kv_head`.
+  const float* Block(int64_t b, int64_t kv_head) const {
+    return pool + ((int64_t{blocks[b]} * kv_heads + kv_head) * block_size) * head_dim;
   }
 };
 

@@ -28,10 +28,12 @@ absl::StatusOr<KvPool> KvPool::Create(const ModelConfig& c, int64_t bytes, int b
   if (blocks > (int64_t{1} << 30)) return absl::InvalidArgumentError("KV cache: too many blocks");
   KvPool pool;
   pool.block_size_ = block_size;
+  pool.kv_heads_ = c.n_kv_heads;
+  pool.head_dim_ = c.head_dim();
   pool.total_blocks_ = blocks;
   try {
     for (int l = 0; l < c.n_layers; ++l)
-      pool.layers_.push_back(torch::zeros({blocks * block_size, int64_t{c.n_kv_heads} * c.head_dim()}));
+      pool.layers_.push_back(torch::zeros({blocks * c.n_kv_heads * block_size, int64_t{c.head_dim()}}));
   } catch (const std::exception& e) {
     return absl::ResourceExhaustedError(absl::StrCat("KV cache: cannot allocate ", bytes >> 20, " MiB: ", e.what()));
   }

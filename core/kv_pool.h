@@ -4,8 +4,9 @@
 // drawing from the same pool: a bucket branch is one key table and one value table, MoICE is one
 // key table per expert base and one value table.
 //
-// Layout, per layer: [blocks, block_size, kv_heads, head_dim], so a position's keys (or values)
-// for all KV heads are one contiguous row, written with one copy and gathered with one index.
+// Layout, per layer: [blocks, kv_heads, block_size, head_dim], so within a block one head's
+// positions are contiguous: attention reads them as a small matrix (as in a contiguous cache),
+// and the tensor viewed as [blocks * kv_heads * block_size, head_dim] is addressed by Row().
 #pragma once
 
 #include <cstdint>
@@ -41,13 +42,14 @@ class KvPool {
   // Returns every block of `kv` to the pool; kv is empty afterwards (length 0).
   void Release(SequenceKv& kv);
 
-  // Slot of `position` in a table: the row index into the layer tensor viewed as
-  // [blocks * block_size, kv_heads * head_dim].
-  int64_t Slot(const std::vector<int>& table, int position) const {
-    return int64_t{table[position / block_size_]} * block_size_ + position % block_size_;
+  // Row of (`position`, `kv_head`) of a table in the layer tensor [rows, head_dim].
+  int64_t Row(const std::vector<int>& table, int64_t position, int64_t kv_head) const {
+    return (int64_t{table[position / block_size_]} * kv_heads_ + kv_head) * block_size_ + position % block_size_;
   }
 
-  at::Tensor& layer(int l) { return layers_[l]; }  // [blocks * block_size, kv_heads * head_dim]
+  at::Tensor& layer(int l) { return layers_[l]; }  // [blocks * kv_heads * block_size, head_dim]
+  int kv_heads() const { return kv_heads_; }
+  int head_dim() const { return head_dim_; }
   int block_size() const { return block_size_; }
   int64_t total_blocks() const { return total_blocks_; }
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
@@ -55,7 +57,7 @@ class KvPool {
  private:
   std::vector<at::Tensor> layers_;
   std::vector<int> free_;  // a stack: recently freed blocks are reused first (warm in cache)
-  int block_size_ = 16;
+  int block_size_ = 16, kv_heads_ = 0, head_dim_ = 0;
   int64_t total_blocks_ = 0;
 };
 

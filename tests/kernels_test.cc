@@ -27,21 +27,21 @@ TEST(SmallBatchMatmul, EqualsLibTorchForEveryRowCountAndOddShapes) {
 TEST(PagedAttention, EqualsSoftmaxAttentionOverScatteredBlocks) {
   torch::manual_seed(4);
   const int64_t heads = 4, kv_heads = 2, hd = 24, block = 5, length = 23;  // last block partial
-  const int64_t row_stride = kv_heads * hd;
-  auto pool = torch::randn({12 * block, row_stride});
+  auto pool = torch::randn({12 * kv_heads * block, hd});  // [blocks, kv_heads, block, hd] as rows
   const std::vector<int> k_blocks = {7, 2, 9, 0, 11}, v_blocks = {3, 10, 1, 6, 4};
   auto q = torch::randn({2, heads * hd});  // two rows sharing the tables
   auto out = torch::empty({2, heads * hd});
   std::vector<kernels::DecodeRow> rows;
   for (int64_t r = 0; r < 2; ++r)
-    rows.push_back({q[r].data_ptr<float>(), {pool.data_ptr<float>(), k_blocks.data(), block, row_stride},
-                    {pool.data_ptr<float>(), v_blocks.data(), block, row_stride}, length - r, out[r].data_ptr<float>()});
+    rows.push_back({q[r].data_ptr<float>(), {pool.data_ptr<float>(), k_blocks.data(), block, kv_heads, hd},
+                    {pool.data_ptr<float>(), v_blocks.data(), block, kv_heads, hd}, length - r, out[r].data_ptr<float>()});
   auto scratch = torch::empty({2 * heads, length});
   kernels::PagedAttention(rows.data(), 2, scratch.data_ptr<float>(), length, heads, kv_heads, hd);
-  auto gather = [&](const std::vector<int>& blocks, int64_t n) {
-    std::vector<int64_t> slots;
-    for (int64_t p = 0; p < n; ++p) slots.push_back(blocks[p / block] * block + p % block);
-    return pool.index_select(0, torch::tensor(slots)).view({n, kv_heads, hd});
+  auto gather = [&](const std::vector<int>& blocks, int64_t n) {  // [n, kv_heads, hd]
+    std::vector<int64_t> index;
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t h = 0; h < kv_heads; ++h) index.push_back((blocks[p / block] * kv_heads + h) * block + p % block);
+    return pool.index_select(0, torch::tensor(index)).view({n, kv_heads, hd});
   };
   for (int64_t r = 0; r < 2; ++r) {
     const int64_t n = length - r;
