@@ -32,47 +32,48 @@ void Rope(float* x, int64_t heads, int64_t head_dim, const float* cos, const flo
 
 namespace {
 
-// Calls f(position, row pointer) for positions 0..length-1 of KV head `kv_head` of a table,
-// block by block (a block's positions are contiguous rows of head_dim floats).
-template <typename F>
-inline void ForEachPosition(const PagedRows& rows, int64_t kv_head, int64_t length, F&& f) {
-  for (int64_t start = 0, b = 0; start < length; start += rows.block_size, ++b) {
-    const float* p = rows.Block(b, kv_head);
-    const int64_t n = std::min(rows.block_size, length - start);
-    for (int64_t j = 0; j < n; ++j, p += rows.head_dim) f(start + j, p);
-  }
-}
-
-// One head: out = softmax(q . keys / sqrt(d)) values over `length` cached positions. HD > 0 fixes
-// the head size at compile time (the common sizes), so the dot products unroll and vectorise
-// whole; HD = 0 takes it from the argument. Compiled for AVX-512, AVX2 and a baseline, picked
-// by the CPU at load time (target_clones).
+// One head: out = softmax(q . keys / sqrt(d)) values over `length` cached positions, read block
+// by block (a block's positions are contiguous rows of head_dim floats). HD > 0 fixes the head
+// size at compile time (the common sizes), so the dot products unroll and vectorise whole; HD = 0
+// takes it from the argument. Compiled for AVX-512, AVX2 and a baseline, picked by the CPU at
+// load time (target_clones). Plain loops, no lambdas: a lambda would be compiled for the
+// baseline and called per position from the AVX-512 clone.
 template <int HD>
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void AttendOneHeadT(const float* q, const PagedRows& keys, const PagedRows& values, int64_t kv_head, float* att,
                     float* out, int64_t head_dim_arg, int64_t length) {
   const int64_t head_dim = HD > 0 ? HD : head_dim_arg;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const int64_t bs = keys.block_size;
   float max_score = -INFINITY;
-  ForEachPosition(keys, kv_head, length, [&](int64_t t, const float* k) {
-    float s = 0.0f;
+  for (int64_t start = 0, b = 0; start < length; start += bs, ++b) {
+    const float* k = keys.Block(b, kv_head);
+    const int64_t n = std::min(bs, length - start);
+    for (int64_t j = 0; j < n; ++j, k += head_dim) {
+      float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < head_dim; ++i) s += q[i] * k[i];
-    att[t] = s * scale;
-    max_score = std::max(max_score, att[t]);
-  });
+      for (int64_t i = 0; i < head_dim; ++i) s += q[i] * k[i];
+      att[start + j] = s * scale;
+      max_score = std::max(max_score, s * scale);
+    }
+  }
   float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
   for (int64_t t = 0; t < length; ++t) {
-    att[t] = std::exp(att[t] - max_score);
+    att[t] = FastExp(att[t] - max_score);
     sum += att[t];
   }
   const float inv_sum = 1.0f / sum;
   std::fill(out, out + head_dim, 0.0f);
-  ForEachPosition(values, kv_head, length, [&](int64_t t, const float* v) {
-    const float p = att[t] * inv_sum;
+  for (int64_t start = 0, b = 0; start < length; start += bs, ++b) {
+    const float* v = values.Block(b, kv_head);
+    const int64_t n = std::min(bs, length - start);
+    for (int64_t j = 0; j < n; ++j, v += head_dim) {
+      const float p = att[start + j] * inv_sum;
 #pragma omp simd
-    for (int64_t i = 0; i < head_dim; ++i) out[i] += p * v[i];
-  });
+      for (int64_t i = 0; i < head_dim; ++i) out[i] += p * v[i];
+    }
+  }
 }
 
 void AttendOneHead(const float* q, const PagedRows& keys, const PagedRows& values, int64_t kv_head, float* att,
@@ -170,12 +171,14 @@ void MoiceAttention(const float* q_raw, const PagedRows* keys, const PagedRows& 
   });
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void SiluMul(const float* gate_up, float* out, int64_t rows, int64_t hidden) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* g = gate_up + r * 2 * hidden;
     const float* u = g + hidden;
     float* o = out + r * hidden;
-    for (int64_t i = 0; i < hidden; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+#pragma omp simd
+    for (int64_t i = 0; i < hidden; ++i) o[i] = g[i] / (1.0f + FastExp(-g[i])) * u[i];
   }
 }
 

@@ -55,5 +55,17 @@ TEST(PagedAttention, EqualsSoftmaxAttentionOverScatteredBlocks) {
   }
 }
 
+TEST(FastExp, WithinOnePartInAMillionOfStdExpOverItsRange) {
+  float worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+    const double exact = std::exp(static_cast<double>(x));
+    worst = std::max(worst, static_cast<float>(std::abs(kernels::FastExp(x) - exact) / exact));
+  }
+  EXPECT_LT(worst, 1e-6f);
+  EXPECT_EQ(kernels::FastExp(0.0f), 1.0f);
+  EXPECT_GT(kernels::FastExp(-1000.0f), 0.0f);  // clamped: never a NaN or a denormal trap
+  EXPECT_TRUE(std::isfinite(kernels::FastExp(1000.0f)));
+}
+
 }  // namespace
 }  // namespace stave
