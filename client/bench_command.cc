@@ -39,7 +39,7 @@ struct BenchOptions {
   std::string model, tokenizer, random_shape = kShape110M;
   int prompt_tokens = 128, gen_tokens = 64, threads = 2, runs = 3;
   std::string concurrency;  // "1,4,16": that many sequences through one scheduler, per level
-  int max_batch_tokens = 128, arrival_prompt_tokens = 0;
+  int max_batch_tokens = 256, arrival_prompt_tokens = 0;
   bool json = false, no_baseline = false;
   PositionFlags position;
   ChannelOptions server;  // set: compare one gRPC stream through staved with in-process runs

@@ -16,6 +16,10 @@
 
 namespace stave {
 
+// Prompt chunks up to this many tokens attend through the paged row kernel on CPU; longer ones
+// gather their cache once and use batched matmuls.
+constexpr int64_t kPagedChunkMaxTokens = 32;
+
 // The decode rows of one layer, attended to together in one parallel kernel call.
 struct Transformer::BatchLayout {
   std::vector<kernels::DecodeRow> rows;
@@ -110,15 +114,21 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
         Scatter(pool, l, e.kv->v[b], start, rows[b].narrow(1, nh + nkv, nkv));
       }
     }
-    if (T == 1 && cpu) {
+    // Decode rows, and the rows of a short prompt chunk (each with its own causal length), go to
+    // the paged kernel with every other row of the step: no copy of the cache. A chunk next to
+    // decoding streams is short by design (the token budget), and gathering a long context for
+    // it on every step cost O(context) copies per chunk.
+    if (cpu && T <= kPagedChunkMaxTokens) {
       for (int64_t b = 0; b < B; ++b)
-        decode.rows.push_back({qkv_base + (row0 + b) * qkv_row, Paged(pool, l, e.kv->k[b]),
-                               Paged(pool, l, e.kv->v[b]), end,
-                               att.data_ptr<float>() + (row0 + b) * nh * hd});
+        for (int64_t t = 0; t < T; ++t)
+          decode.rows.push_back({qkv_base + (row0 + b * T + t) * qkv_row, Paged(pool, l, e.kv->k[b]),
+                                 Paged(pool, l, e.kv->v[b]), start + t + 1,
+                                 att.data_ptr<float>() + (row0 + b * T + t) * nh * hd});
       decode.max_length = std::max(decode.max_length, end);
       return;
     }
-    // Prompt chunks (and every step off the CPU): each branch's cache gathered, batched matmuls.
+    // Long prompt chunks (and every step off the CPU): each branch's cache gathered, batched
+    // matmuls (BLAS beats the row kernel when many queries share the keys).
     std::vector<at::Tensor> keys, values;
     for (int64_t b = 0; b < B; ++b) {
       keys.push_back(Gather(pool, l, e.kv->k[b], end));

@@ -79,9 +79,13 @@ std::vector<Scheduler::Output> Scheduler::Step() {
       rows += seq->branches();
     }
   // Prompt chunks under the token budget: running sequences part-way through their prompt,
-  // then waiting ones in arrival order (first come, first served: none overtakes the head). At
-  // least one token a step, so prompts are never starved by many decoding streams.
-  int budget = std::max(options_.max_batch_tokens - rows, 1);
+  // then waiting ones in arrival order (first come, first served: none overtakes the head).
+  // While streams decode, a step carries at most as many prompt rows as decode rows (at least
+  // kMinPromptRows), so it costs at most about two decode steps and a long prompt cannot stall
+  // them; with nobody decoding, the whole budget goes to prompts.
+  constexpr int kMinPromptRows = 8;
+  int budget = rows == 0 ? options_.max_batch_tokens
+                         : std::min(std::max(options_.max_batch_tokens - rows, 1), std::max(rows, kMinPromptRows));
   auto chunk_of = [&](Sequence* seq) {
     return std::min(seq->pending(), std::max(1, budget / seq->branches()));
   };

@@ -19,8 +19,9 @@
 namespace stave {
 
 struct SchedulerOptions {
-  // Rows one step may compute (decode rows first, prompt chunks fill the rest): a long prompt is
-  // prefilled over several steps instead of stalling the streams that are decoding.
+  // Rows one step may compute (decode rows first, prompt chunks fill the rest, at most as many
+  // as there are decode rows while streams decode): a long prompt is prefilled over several
+  // steps instead of stalling the streams that are decoding.
   int max_batch_tokens = 256;
   int max_running = 64;  // sequences holding KV memory at once
 };

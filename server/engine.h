@@ -53,7 +53,7 @@ struct EngineLoad {
 struct EngineOptions {
   int queue_limit = 256;         // jobs waiting beyond max_active
   int max_active = 64;           // sequences batched together
-  int max_batch_tokens = 128;    // rows per step: decode rows first, prompt chunks fill the rest
+  int max_batch_tokens = 256;    // rows per step: decode rows first, prompt chunks fill the rest
   // Called on the engine thread after every step and whenever the counts change.
   std::function<void(const EngineLoad&)> on_load;
   // Called on the engine thread when a job leaves the queue, with the seconds it waited.

@@ -47,7 +47,7 @@ ABSL_FLAG(int, queue_size, 256, "requests that may wait for the engine before RE
 ABSL_FLAG(int64_t, kv_cache_mb, 0,
           "KV cache for all requests together, allocated at start (0 = room for 16 full-context "
           "sequences of the model, at most 4096)");
-ABSL_FLAG(int, max_batch_tokens, 128,
+ABSL_FLAG(int, max_batch_tokens, 256,
           "rows one engine step may compute: a decode row per stream and branch, prompt chunks fill the rest");
 ABSL_FLAG(int, threads, 0, "compute threads (0 = one per core)");
 ABSL_FLAG(int, grace_seconds, 30, "on SIGTERM, how long running streams may take to finish");
