@@ -79,15 +79,18 @@ std::vector<Scheduler::Output> Scheduler::Step() {
       rows += seq->branches();
     }
   // Prompt chunks under the token budget: running sequences part-way through their prompt,
-  // then waiting ones in arrival order (first come, first served: none overtakes the head).
-  // While streams decode, a step carries at most as many prompt rows as decode rows (at least
-  // kMinPromptRows), so it costs at most about two decode steps and a long prompt cannot stall
-  // them; with nobody decoding, the whole budget goes to prompts.
+  // then waiting ones in arrival order (first come, first served: none overtakes the head). A
+  // prompt that fits the budget goes in whole, so a burst of ordinary requests starts decoding
+  // together. A longer one, while streams decode, takes at most as many rows a step as there are
+  // decode rows (at least kMinPromptRows): each step then costs about two decode steps, and a
+  // long prompt cannot stall the streams already decoding. Idle, prompts get the whole budget.
   constexpr int kMinPromptRows = 8;
-  int budget = rows == 0 ? options_.max_batch_tokens
-                         : std::min(std::max(options_.max_batch_tokens - rows, 1), std::max(rows, kMinPromptRows));
+  int budget = std::max(options_.max_batch_tokens - rows, 1);
   auto chunk_of = [&](Sequence* seq) {
-    return std::min(seq->pending(), std::max(1, budget / seq->branches()));
+    int allowance = budget;
+    if (rows > 0 && static_cast<int>(seq->prompt_ids().size()) > options_.max_batch_tokens)
+      allowance = std::min(allowance, std::max(rows, kMinPromptRows));
+    return std::min(seq->pending(), std::max(1, allowance / seq->branches()));
   };
   for (Sequence* seq : std::vector<Sequence*>(running_)) {
     if (seq->pending() <= 1 || budget <= 0 || std::find(running_.begin(), running_.end(), seq) == running_.end())

@@ -19,9 +19,9 @@
 namespace stave {
 
 struct SchedulerOptions {
-  // Rows one step may compute (decode rows first, prompt chunks fill the rest, at most as many
-  // as there are decode rows while streams decode): a long prompt is prefilled over several
-  // steps instead of stalling the streams that are decoding.
+  // Rows one step may compute: decode rows first, prompt chunks fill the rest. A prompt longer
+  // than this is prefilled in chunks at the pace of the decoding streams (as many rows as they
+  // have), so it cannot stall them; shorter ones go in whole.
   int max_batch_tokens = 256;
   int max_running = 64;  // sequences holding KV memory at once
 };
