@@ -63,6 +63,7 @@ std::vector<Scheduler::Output> Scheduler::Step() {
     e.rope = &rt.Rope(model_);
     e.moice = rt.routers.get();
     e.branches = rt.branches;
+    e.all_logits = seq->scoring();
     batch.push_back(std::move(e));
     members.push_back(seq);
   };
@@ -119,6 +120,14 @@ std::vector<Scheduler::Output> Scheduler::Step() {
   std::vector<Output> outputs;
   for (size_t i = 0; i < members.size(); ++i) {
     Sequence* seq = members[i];
+    if (seq->scoring()) {  // every position's logits count; done once everything is fed
+      const int first = seq->kv().length - static_cast<int>(batch[i].tokens.size());
+      Output out{seq, seq->AcceptPositions(logits[i], first)};
+      if (!out.step.finished) continue;
+      Remove(seq);
+      outputs.push_back(std::move(out));
+      continue;
+    }
     if (seq->pending() != 0) continue;  // a prompt chunk short of the end: nothing to sample yet
     Output out{seq, seq->Accept(logits[i])};
     if (out.step.finished) Remove(seq);

@@ -79,6 +79,66 @@ Sequence::Sequence(const Model& model, std::vector<int> prompt_ids, const Genera
 
 Sequence::~Sequence() = default;
 
+absl::StatusOr<std::unique_ptr<Sequence>> Sequence::CreateScoring(const Model& model, std::vector<int> prompt_ids,
+                                                                  std::vector<int> continuation_ids,
+                                                                  const PositionConfig& position) {
+  if (prompt_ids.empty()) return absl::InvalidArgumentError("prompt: no tokens to score from");
+  if (continuation_ids.empty()) return absl::InvalidArgumentError("continuation: must not be empty");
+  const int total = static_cast<int>(prompt_ids.size() + continuation_ids.size());
+  if (total > model.config().max_seq_len)
+    return absl::InvalidArgumentError(absl::StrCat("continuation: prompt and continuation are ", total,
+                                                   " tokens, over the model's context of ",
+                                                   model.config().max_seq_len));
+  for (int id : prompt_ids)
+    if (id < 0 || id >= model.config().vocab_size)
+      return absl::InvalidArgumentError(absl::StrCat("prompt: token id ", id, " outside the vocabulary"));
+  for (int id : continuation_ids)
+    if (id < 0 || id >= model.config().vocab_size)
+      return absl::InvalidArgumentError(absl::StrCat("continuation: token id ", id, " outside the vocabulary"));
+  auto runtime = PreparePosition(model, position);
+  if (!runtime.ok()) return runtime.status();
+  const int prompt_length = static_cast<int>(prompt_ids.size());
+  std::vector<int> fed = std::move(prompt_ids);
+  fed.insert(fed.end(), continuation_ids.begin(), continuation_ids.end() - 1);  // the last is never fed
+  GenerationParams params;
+  params.position = position;
+  params.max_tokens = 1;
+  const int capacity = static_cast<int>(fed.size());
+  auto seq = std::unique_ptr<Sequence>(new Sequence(model, std::move(fed), params, capacity, *std::move(runtime)));
+  seq->scoring_ = true;
+  seq->continuation_start_ = prompt_length;
+  seq->score_.token_ids = continuation_ids;
+  seq->score_.logprobs.assign(continuation_ids.size(), 0.0);
+  seq->score_greedy_.assign(continuation_ids.size(), true);
+  seq->continuation_ = std::move(continuation_ids);
+  return seq;
+}
+
+Sequence::Step Sequence::AcceptPositions(const at::Tensor& logits, int first) {
+  c10::InferenceMode inference_mode;
+  for (int64_t t = 0; t < logits.size(1); ++t) {
+    // Position p predicts token p + 1: the continuation's token i sits at continuation_start_ + i.
+    const int i = first + static_cast<int>(t) + 1 - continuation_start_;
+    if (i < 0 || i >= static_cast<int>(continuation_.size())) continue;
+    auto fused = FuseBranchLogits(logits.select(1, t), params_.position.fusion).to(torch::kDouble);
+    auto logp = torch::log_softmax(fused, -1);
+    score_.logprobs[i] = logp[continuation_[i]].item<double>();
+    score_greedy_[i] = logp.argmax().item<int64_t>() == continuation_[i];
+  }
+  Step step;
+  if (pending() > 0) return step;
+  finished_ = true;
+  step.finished = true;
+  step.finish_reason = "scored";
+  score_.total_logprob = 0;
+  score_.is_greedy = true;
+  for (size_t i = 0; i < continuation_.size(); ++i) {
+    score_.total_logprob += score_.logprobs[i];
+    score_.is_greedy = score_.is_greedy && score_greedy_[i];
+  }
+  return step;
+}
+
 int Sequence::pending() const {
   return static_cast<int>(prompt_ids_.size() + token_ids_.size()) - kv_.length;
 }

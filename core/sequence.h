@@ -16,6 +16,7 @@
 #include "core/position_config.h"
 #include "core/position_runtime.h"
 #include "core/sampler.h"
+#include "core/score.h"
 
 namespace stave {
 
@@ -47,6 +48,17 @@ class Sequence {
                                                           std::vector<int> prompt_ids,
                                                           const GenerationParams& params);
   ~Sequence();
+
+  // Scoring instead of generating: feeds the prompt (BOS first) and the continuation but its last
+  // token, and records each continuation token's log-probability under the (fused) distribution
+  // (ScoreTokens' maths), in a batch like any sequence. Finishes with reason "scored".
+  static absl::StatusOr<std::unique_ptr<Sequence>> CreateScoring(const Model& model, std::vector<int> prompt_ids,
+                                                                 std::vector<int> continuation_ids,
+                                                                 const PositionConfig& position);
+  bool scoring() const { return scoring_; }
+  const ScoreResult& score() const { return score_; }
+  // Scoring: the logits [branches, T, V] of the T positions fed from `first` on.
+  Step AcceptPositions(const at::Tensor& logits, int first);
 
   // On its own: the prefill on the first call (its own pool is allocated then, within
   // params.kv_budget_mb), one decode step after that.
@@ -88,6 +100,13 @@ class Sequence {
   std::string text_;
   size_t released_ = 0;
   bool finished_ = false;
+  // Scoring: where the continuation starts among the fed tokens, its tokens, the result so far
+  // (indexed by position, so a preempted and recomputed sequence overwrites, never adds twice).
+  bool scoring_ = false;
+  int continuation_start_ = 0;
+  std::vector<int> continuation_;
+  ScoreResult score_;
+  std::vector<bool> score_greedy_;  // per continuation token: it was the argmax
 };
 
 }  // namespace stave

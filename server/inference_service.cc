@@ -283,31 +283,32 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
     FinishUnary(reactor, state_.metrics, "Score", input.status());
     return reactor;
   }
-  // The engine thread owns the model's compute: scoring waits its turn like a generation step.
+  // Scored in the engine's batches like any sequence: its forward shares steps with the streams.
+  auto seq = Sequence::CreateScoring(state_.model, std::move(input->prompt_ids), std::move(input->continuation_ids),
+                                     position->config);
+  absl::Status fits = seq.ok() ? state_.engine.CheckFits(**seq) : seq.status();
+  if (!fits.ok()) {
+    FinishUnary(reactor, state_.metrics, "Score", fits);
+    return reactor;
+  }
   auto job = std::make_shared<EngineJob>();
   job->abandoned = [context] { return context->IsCancelled(); };  // deadline or client gone
+  job->sequence = *std::move(seq);
   Metrics& metrics = state_.metrics;
-  const Model& model = state_.model;
-  const int64_t budget = state_.kv_cache_mb;
-  job->task = [=, &model, &metrics, resolved = *std::move(position), tokens = *std::move(input)](bool cancelled) {
-    if (cancelled) {
-      FinishUnary(reactor, metrics, "Score", absl::CancelledError("cancelled before it ran"));
-      return;
+  const Sequence* scored = job->sequence.get();
+  job->on_step = [reactor, response, scored, &metrics, version = position->version](const Sequence::Step& step) {
+    if (!step.finished) return;
+    absl::Status status = step.status;
+    if (status.ok() && step.finish_reason == "cancelled") status = absl::CancelledError("cancelled before it finished");
+    if (status.ok()) {
+      const ScoreResult& r = scored->score();
+      for (int id : r.token_ids) response->add_token_ids(static_cast<uint32_t>(id));
+      for (double lp : r.logprobs) response->add_logprobs(lp);
+      response->set_total_logprob(r.total_logprob);
+      response->set_is_greedy(r.is_greedy);
+      response->set_config_version(version);
     }
-    absl::StatusOr<ScoreResult> scored;
-    try {  // the engine's error boundary for this task
-      scored = ScoreTokens(model, tokens.prompt_ids, tokens.continuation_ids, resolved.config, budget);
-    } catch (const std::exception& e) {
-      scored = absl::InternalError(absl::StrCat("scoring failed inside the engine: ", e.what()));
-    }
-    if (scored.ok()) {
-      for (int id : scored->token_ids) response->add_token_ids(static_cast<uint32_t>(id));
-      for (double lp : scored->logprobs) response->add_logprobs(lp);
-      response->set_total_logprob(scored->total_logprob);
-      response->set_is_greedy(scored->is_greedy);
-      response->set_config_version(resolved.version);
-    }
-    FinishUnary(reactor, metrics, "Score", scored.status());
+    FinishUnary(reactor, metrics, "Score", status);
   };
   status = state_.engine.Submit(job);
   if (!status.ok()) FinishUnary(reactor, state_.metrics, "Score", status);

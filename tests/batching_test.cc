@@ -10,6 +10,7 @@
 #include "core/model.h"
 #include "core/position_runtime.h"
 #include "core/scheduler.h"
+#include "core/score.h"
 #include "core/sequence.h"
 #include "core/transformer.h"
 #include "nlohmann/json.hpp"
@@ -85,11 +86,21 @@ std::vector<nlohmann::json> Golden() {
   return rows;
 }
 
-TEST(Batching, GoldenGreedySequencesAreUnchangedInsideAMixedBatch) {
-  SKIP_UNLESS_SHARED(kGreedy);
-  auto model = testing::LoadStories260K();
-  ASSERT_NE(model, nullptr);
+// stories260K, and the sequences a test runs together.
+class Batching : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_UNLESS_SHARED(testing::kStoriesModel);
+    model = testing::LoadStories260K();
+    ASSERT_NE(model, nullptr);
+  }
+  std::unique_ptr<Model> model;
   std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<std::vector<int>> alone;  // what each produced run on its own
+};
+
+TEST_F(Batching, GoldenGreedySequencesAreUnchangedInsideAMixedBatch) {
+  SKIP_UNLESS_SHARED(kGreedy);
   std::vector<std::vector<int>> expected;
   for (const auto& row : Golden()) {
     auto prompt = Prompt(*model, row["prompt"].get<std::string>());
@@ -111,12 +122,7 @@ TEST(Batching, GoldenGreedySequencesAreUnchangedInsideAMixedBatch) {
   for (size_t g = 0; g < golden_count; ++g) EXPECT_EQ(got[g], expected[g]) << "golden sequence " << g;
 }
 
-TEST(Batching, EveryModeGivesTheSameTokensAloneAndBatchedSeededSamplingIncluded) {
-  SKIP_UNLESS_SHARED(testing::kStoriesModel);
-  auto model = testing::LoadStories260K();
-  ASSERT_NE(model, nullptr);
-  std::vector<std::unique_ptr<Sequence>> seqs;
-  std::vector<std::vector<int>> alone;
+TEST_F(Batching, EveryModeGivesTheSameTokensAloneAndBatchedSeededSamplingIncluded) {
   int i = 0;
   for (const auto& mode : Modes())
     for (float temperature : {0.0f, 1.0f}) {
@@ -130,12 +136,7 @@ TEST(Batching, EveryModeGivesTheSameTokensAloneAndBatchedSeededSamplingIncluded)
   for (size_t s = 0; s < seqs.size(); ++s) EXPECT_EQ(batched[s], alone[s]) << "sequence " << s;
 }
 
-TEST(Batching, PreemptionAndRecomputeGiveTheSameTokensAndFreeEveryBlock) {
-  SKIP_UNLESS_SHARED(testing::kStoriesModel);
-  auto model = testing::LoadStories260K();
-  ASSERT_NE(model, nullptr);
-  std::vector<std::unique_ptr<Sequence>> seqs;
-  std::vector<std::vector<int>> alone;
+TEST_F(Batching, PreemptionAndRecomputeGiveTheSameTokensAndFreeEveryBlock) {
   int i = 0;
   for (const auto& mode : Modes())
     for (int k = 0; k < 2; ++k) {
@@ -151,13 +152,9 @@ TEST(Batching, PreemptionAndRecomputeGiveTheSameTokensAndFreeEveryBlock) {
   for (size_t s = 0; s < seqs.size(); ++s) EXPECT_EQ(batched[s], alone[s]) << "sequence " << s;
 }
 
-TEST(Batching, BlocksComeBackAfterFinishedCancelledAndNeverFittingRequests) {
-  SKIP_UNLESS_SHARED(testing::kStoriesModel);
-  auto model = testing::LoadStories260K();
-  ASSERT_NE(model, nullptr);
+TEST_F(Batching, BlocksComeBackAfterFinishedCancelledAndNeverFittingRequests) {
   auto pool = *KvPool::Create(model->config(), 40 * KvPool::BlockBytes(model->config(), 16), 16);
   Scheduler scheduler(*model, std::move(pool), {.max_batch_tokens = 32, .max_running = 8});
-  std::vector<std::unique_ptr<Sequence>> seqs;
   for (const auto& mode : Modes()) {
     auto params = Params(mode, 60, 0.7f, 5);
     params.ignore_stop_token = true;
@@ -181,12 +178,32 @@ TEST(Batching, BlocksComeBackAfterFinishedCancelledAndNeverFittingRequests) {
   EXPECT_EQ(scheduler.pool().free_blocks(), scheduler.pool().total_blocks());
 }
 
+TEST_F(Batching, ScoringInABatchEqualsScoringAloneInEveryMode) {
+  const auto prompt = Prompt(*model, "Once upon a time, there was a little girl");
+  auto continuation = Prompt(*model, " named Lily. She liked to play");
+  continuation.erase(continuation.begin());  // no BOS
+  std::vector<ScoreResult> expected;
+  for (const auto& mode : Modes()) {
+    expected.push_back(*ScoreTokens(*model, prompt, continuation, mode));
+    seqs.push_back(*Sequence::CreateScoring(*model, prompt, continuation, mode));
+  }
+  // Generating neighbours, and a small budget: the scored prompt goes in several chunks.
+  for (const auto& mode : Modes()) seqs.push_back(*Sequence::Create(*model, Prompt(*model, "Lily"), Params(mode, 20)));
+  RunTogether(*model, seqs, 4096, 6);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const ScoreResult& got = seqs[i]->score();
+    ASSERT_TRUE(seqs[i]->finished()) << "mode " << i;
+    EXPECT_EQ(got.token_ids, expected[i].token_ids);
+    for (size_t t = 0; t < continuation.size(); ++t)
+      EXPECT_NEAR(got.logprobs[t], expected[i].logprobs[t], 1e-4) << "mode " << i << " token " << t;
+    EXPECT_NEAR(got.total_logprob, expected[i].total_logprob, 1e-3);
+    EXPECT_EQ(got.is_greedy, expected[i].is_greedy);
+  }
+}
+
 // The serving forward against the reference Forward, one sequence at a time, in every mode:
 // prompt chunks of several sizes and decode steps, all sequences in the same batch.
-TEST(Batching, BatchedLogitsMatchTheReferenceForwardWithin1e4) {
-  SKIP_UNLESS_SHARED(testing::kStoriesModel);
-  auto model = testing::LoadStories260K();
-  ASSERT_NE(model, nullptr);
+TEST_F(Batching, BatchedLogitsMatchTheReferenceForwardWithin1e4) {
   c10::InferenceMode inference_mode;
   const auto& config = model->config();
   auto pool = *KvPool::Create(config, 512 * KvPool::BlockBytes(config, 16), 16);

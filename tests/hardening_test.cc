@@ -109,14 +109,7 @@ struct TinyEngine {
   std::unique_ptr<Model> model;
   std::unique_ptr<server::Engine> engine;
   explicit TinyEngine(server::EngineOptions options) {
-    ModelConfig c;
-    c.dim = 8;
-    c.hidden_dim = 16;
-    c.n_layers = 1;
-    c.n_heads = 2;
-    c.n_kv_heads = 2;
-    c.vocab_size = 16;
-    c.max_seq_len = 32;
+    const ModelConfig c = *ParseShapeSpec("dim=8,layers=1,heads=2,kv_heads=2,hidden=16,vocab=16,ctx=32");
     model = Model::FromCheckpoint(RandomCheckpoint(c, 1), nullptr);
     engine = std::make_unique<server::Engine>(*model, *KvPool::Create(c, 1 << 20), std::move(options));
   }

@@ -153,8 +153,10 @@ TEST_F(ServerTest, ScoreEqualsInProcessScoring) {
   auto local = ScoreText(*model, request.prompt(), request.continuation(), PositionConfig{});
   ASSERT_TRUE(local.ok());
   ASSERT_EQ(response.logprobs_size(), static_cast<int>(local->logprobs.size()));
-  for (int i = 0; i < response.logprobs_size(); ++i) EXPECT_NEAR(response.logprobs(i), local->logprobs[i], 1e-9);
-  EXPECT_NEAR(response.total_logprob(), local->total_logprob, 1e-9);
+  // staved scores in the engine's batched forward, ScoreText with the reference forward: equal
+  // up to float rounding (summation order, the kernels' exp).
+  for (int i = 0; i < response.logprobs_size(); ++i) EXPECT_NEAR(response.logprobs(i), local->logprobs[i], 1e-5);
+  EXPECT_NEAR(response.total_logprob(), local->total_logprob, 1e-5);
   EXPECT_EQ(response.is_greedy(), local->is_greedy);
   EXPECT_EQ(response.config_version(), 1u);
   request.set_continuation("");

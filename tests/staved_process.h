@@ -162,14 +162,8 @@ inline stave::v1::GenerateRequest Request(const std::string& prompt, int max_tok
 inline std::string SlowModelDir() {
   static const std::string dir = [] {
     const auto path = std::filesystem::temp_directory_path() / ("stave_slow_model_" + std::to_string(::getpid()));
-    ModelConfig config;
-    config.dim = 512;
-    config.hidden_dim = 1536;
-    config.n_layers = 4;
-    config.n_heads = 8;
-    config.n_kv_heads = 8;
-    config.vocab_size = 408;  // models/default/tokenizer.model
-    config.max_seq_len = 1024;
+    // vocab 408: models/default/tokenizer.model
+    const ModelConfig config = *ParseShapeSpec("dim=512,layers=4,heads=8,kv_heads=8,hidden=1536,vocab=408,ctx=1024");
     std::filesystem::create_directories(path);
     if (!SaveHfCheckpoint(RandomCheckpoint(config, 7), path.string()).ok()) return std::string();
     std::filesystem::copy_file(std::string(STAVE_SOURCE_DIR) + "/models/default/tokenizer.model",
