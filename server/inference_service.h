@@ -21,7 +21,6 @@ struct ServerState {
   Metrics& metrics;
   const RouterDirectory& routers;  // the only router files a request may name
   SideWorker& side_worker;         // slow configuration work (the base search)
-  int64_t kv_cache_mb = 4096;      // the KV pool (no request can take more)
 };
 
 // Limits every request is held to before any work is done (stated in stave.proto).

@@ -247,7 +247,7 @@ int main(int argc, char** argv) {
            },
        .on_queue_time = [&m = **metrics](double seconds) { m.QueueTime(seconds); }});
   stave::server::SideWorker side_worker("base search");
-  stave::server::ServerState state{**model, engine, config, **metrics, routers, side_worker, kv_cache_mb};
+  stave::server::ServerState state{**model, engine, config, **metrics, routers, side_worker};
   stave::server::InferenceService inference(state);
   stave::server::ConfigService config_service(state, *std::move(auth));
 
