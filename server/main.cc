@@ -19,6 +19,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/default_model.h"
@@ -178,6 +180,15 @@ stave::PositionConfig InitialPositionConfig(const stave::server::RouterDirectory
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("staved [--model PATH] [--tokenizer PATH] [--listen HOST:PORT] [--config FILE] ...");
+  // absl lists only flags of files named like the program ("staved"): ours live in main.cc.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) { return absl::EndsWith(file, "server/main.cc"); };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  usage.normalize_filename = [](absl::string_view file) {
+    const size_t at = file.rfind("server/");
+    return std::string(at == absl::string_view::npos ? file : file.substr(at));
+  };
+  absl::SetFlagsUsageConfig(usage);
   DashesToUnderscores(argc, argv);
   absl::ParseCommandLine(argc, argv);
   spdlog::set_default_logger(spdlog::stderr_logger_mt("staved"));
