@@ -208,10 +208,23 @@ std::vector<at::Tensor> Transformer::ForwardBatch(std::vector<BatchEntry>& batch
   const float eps = static_cast<float>(config_.norm_eps);
   // Rows: entry by entry, branch-major (row0 + branch * T + t).
   std::vector<int64_t> ids, row0s;
+  for (size_t i = 0; i < batch.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      TORCH_CHECK(batch[i].kv != batch[j].kv, "ForwardBatch: a sequence appears twice in one batch");
   for (const BatchEntry& e : batch) {
     TORCH_CHECK(!e.tokens.empty() && e.kv != nullptr && e.rope != nullptr, "ForwardBatch: incomplete entry");
     TORCH_CHECK(e.kv->length + static_cast<int64_t>(e.tokens.size()) <= e.rope->cos.size(-2),
                 "ForwardBatch: positions beyond the RoPE table");
+    // Every table must hold the positions written this step (a scheduler bug otherwise, which
+    // must not become a write outside the sequence's blocks).
+    const int64_t end = e.kv->length + static_cast<int64_t>(e.tokens.size());
+    for (const auto* tables : {&e.kv->k, &e.kv->v})
+      for (const auto& table : *tables)
+        TORCH_CHECK(static_cast<int64_t>(table.size()) * pool.block_size() >= end,
+                    "ForwardBatch: a cache table is too short for its positions");
+    TORCH_CHECK(static_cast<int>(e.kv->k.size()) == (e.moice != nullptr ? e.moice->experts() : e.branches) &&
+                    static_cast<int>(e.kv->v.size()) == (e.moice != nullptr ? 1 : e.branches),
+                "ForwardBatch: cache tables do not match the position method");
     row0s.push_back(static_cast<int64_t>(ids.size()));
     for (int b = 0; b < e.branches; ++b) ids.insert(ids.end(), e.tokens.begin(), e.tokens.end());
   }

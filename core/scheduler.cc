@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "core/transformer.h"
@@ -67,18 +68,18 @@ std::vector<Scheduler::Output> Scheduler::Step() {
     batch.push_back(std::move(e));
     members.push_back(seq);
   };
-  int rows = 0;
-  // Decode rows: every running sequence with one token to feed, oldest first (a sequence that
-  // cannot grow even alone was preempted by an older one and waits).
+  auto running = [&](Sequence* seq) { return std::find(running_.begin(), running_.end(), seq) != running_.end(); };
+  // Every reservation that may preempt happens before any entry is added, so no entry ever
+  // points at a sequence that lost its blocks (or is added twice after re-admission).
+  // Decode rows first: every running sequence with one token to feed, oldest first; a sequence
+  // that cannot grow even by preempting newer ones is preempted itself and waits.
   for (Sequence* seq : std::vector<Sequence*>(running_)) {
-    if (seq->pending() != 1 || std::find(running_.begin(), running_.end(), seq) == running_.end()) continue;
+    if (seq->pending() != 1 || !running(seq)) continue;
     if (!Grow(seq, seq->kv().length + 1)) Preempt(seq);
   }
+  int rows = 0;
   for (Sequence* seq : running_)
-    if (seq->pending() == 1) {
-      add(seq, 1);
-      rows += seq->branches();
-    }
+    if (seq->pending() == 1) rows += seq->branches();
   // Prompt chunks under the token budget: running sequences part-way through their prompt,
   // then waiting ones in arrival order (first come, first served: none overtakes the head). A
   // prompt that fits the budget goes in whole, so a burst of ordinary requests starts decoding
@@ -93,14 +94,20 @@ std::vector<Scheduler::Output> Scheduler::Step() {
       allowance = std::min(allowance, std::max(rows, kMinPromptRows));
     return std::min(seq->pending(), std::max(1, allowance / seq->branches()));
   };
+  std::map<Sequence*, int> chunks;  // running sequences part-way through their prompt
   for (Sequence* seq : std::vector<Sequence*>(running_)) {
-    if (seq->pending() <= 1 || budget <= 0 || std::find(running_.begin(), running_.end(), seq) == running_.end())
-      continue;
+    if (seq->pending() <= 1 || budget <= 0 || !running(seq)) continue;
     const int chunk = chunk_of(seq);
-    if (!Grow(seq, seq->kv().length + chunk)) continue;
-    add(seq, chunk);
+    if (!Grow(seq, seq->kv().length + chunk)) continue;  // waits for blocks (older streams finish)
+    chunks[seq] = chunk;
     budget -= chunk * seq->branches();
   }
+  // Growth may have preempted newer sequences: the batch is what is still running.
+  for (Sequence* seq : running_) {
+    if (seq->pending() == 1) add(seq, 1);
+    else if (auto it = chunks.find(seq); it != chunks.end()) add(seq, it->second);
+  }
+  // Admission never preempts: waiting sequences take only free blocks.
   while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < options_.max_running) {
     Sequence* seq = waiting_.front();
     const int chunk = chunk_of(seq);
@@ -115,6 +122,7 @@ std::vector<Scheduler::Output> Scheduler::Step() {
   for (const auto& e : batch) last_batch_rows_ += e.branches * static_cast<int>(e.tokens.size());
   if (batch.empty()) return {};
 
+  last_members_ = members;  // if the forward throws, the engine fails exactly these
   c10::InferenceMode inference_mode;
   auto logits = model_.transformer().ForwardBatch(batch, pool_);
   std::vector<Output> outputs;

@@ -49,6 +49,8 @@ class Scheduler {
   const KvPool& pool() const { return pool_; }
   int64_t preemptions() const { return preemptions_; }
   int last_batch_rows() const { return last_batch_rows_; }
+  // The sequences of the last batch built (those a failed forward concerns).
+  const std::vector<Sequence*>& last_members() const { return last_members_; }
 
  private:
   // Frees `seq`'s blocks and puts it at the head of the waiting queue.
@@ -64,6 +66,7 @@ class Scheduler {
   std::deque<Sequence*> waiting_;
   int64_t preemptions_ = 0;
   int last_batch_rows_ = 0;
+  std::vector<Sequence*> last_members_;
 };
 
 }  // namespace stave

@@ -128,12 +128,16 @@ void Engine::Report(int queued, int batch_rows) {
 }
 
 void Engine::Run() {
+  bool idle = false;  // the last step ran no row
   while (true) {
     int queued = 0;
     std::vector<std::shared_ptr<EngineJob>> gone, admitted;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || !queue_.empty() || !jobs_.empty(); });
+      // Work: queued jobs, or sequences that ran last step. A step that ran nothing (which should
+      // not happen: an empty pool always admits the head) waits instead of spinning.
+      wake_.wait_for(lock, std::chrono::seconds(1),
+                     [&] { return stopping_ || !queue_.empty() || (!jobs_.empty() && !idle); });
       if (stopping_) break;
       gone = TakeGoneLocked();
       // Into the scheduler up to max_active; it gives them KV memory when they fit.
@@ -173,14 +177,17 @@ void Engine::Run() {
     try {
       outputs = scheduler_.Step();
     } catch (const std::exception& e) {
-      // The batch shared one forward: every request in it fails, the engine goes on.
-      spdlog::error("an engine step failed; its {} requests fail: {}", jobs_.size(), e.what());
+      // The batch shared one forward: the requests in it fail, the others and the engine go on.
+      const auto members = scheduler_.last_members();
+      spdlog::error("an engine step failed; its {} requests fail: {}", members.size(), e.what());
       const auto status = absl::InternalError(absl::StrCat("generation failed inside the engine: ", e.what()));
-      for (auto& [seq, job] : jobs_) {
+      for (Sequence* seq : members) {
         scheduler_.Remove(seq);
-        job->on_step(FailedStep(status));
+        auto it = jobs_.find(seq);
+        if (it == jobs_.end()) continue;
+        it->second->on_step(FailedStep(status));
+        jobs_.erase(it);
       }
-      jobs_.clear();
     }
     for (auto& out : outputs) {
       auto it = jobs_.find(out.sequence);
@@ -188,6 +195,7 @@ void Engine::Run() {
       it->second->on_step(out.step);
       if (out.step.finished) jobs_.erase(it);  // the scheduler has freed its blocks
     }
+    idle = scheduler_.last_batch_rows() == 0;
     Report(queued, scheduler_.last_batch_rows());
   }
   std::deque<std::shared_ptr<EngineJob>> left;

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <map>
 
 #include "core/kv_cache.h"
 #include "core/kv_pool.h"
@@ -150,6 +151,44 @@ TEST_F(Batching, PreemptionAndRecomputeGiveTheSameTokensAndFreeEveryBlock) {
   auto batched = RunTogether(*model, seqs, 64, 64, nullptr, &preemptions);
   EXPECT_GT(preemptions, 0) << "the pool was large enough: the test proves nothing";
   for (size_t s = 0; s < seqs.size(); ++s) EXPECT_EQ(batched[s], alone[s]) << "sequence " << s;
+}
+
+// A long prompt still being prefilled in chunks must be able to take blocks from a newer stream
+// that is already decoding: the newer one is preempted before the step's batch is built (it
+// used to be preempted with its decode row already in the batch: a crash, or a shifted stream).
+// z (older) keeps decoding, so x's prompt goes in small chunks and y, newer, starts decoding
+// while x is still being prefilled.
+TEST_F(Batching, ALongPromptGrowingPreemptsANewerDecodingStreamCleanly) {
+  std::vector<int> long_prompt{1};
+  for (int i = 0; long_prompt.size() < 300; ++i) long_prompt.push_back(3 + (i * 37) % 500);
+  auto params = [](int max_tokens) {
+    auto p = Params({}, max_tokens);
+    p.ignore_stop_token = true;
+    return p;
+  };
+  const std::vector<std::pair<std::vector<int>, int>> specs = {
+      {Prompt(*model, "The dog"), 200}, {long_prompt, 20}, {Prompt(*model, "Once upon a time"), 200}};
+  for (const auto& [prompt, max_tokens] : specs) {
+    alone.push_back(RunAlone(*model, prompt, params(max_tokens)));
+    seqs.push_back(*Sequence::Create(*model, prompt, params(max_tokens)));
+  }
+  // 48 blocks: each fits alone (z and y 26, x 40); together they collide during x's prefill.
+  Scheduler scheduler(*model, *KvPool::Create(model->config(), 48 * KvPool::BlockBytes(model->config(), 16), 16),
+                      {.max_batch_tokens = 32, .max_running = 8});
+  std::map<Sequence*, std::vector<int>> tokens;
+  auto step = [&] {
+    for (auto& out : scheduler.Step())
+      if (out.step.token >= 0) tokens[out.sequence].push_back(out.step.token);
+    for (auto& seq : seqs) ASSERT_GE(seq->pending(), 0) << "a cache ran ahead of its tokens";
+  };
+  for (auto& seq : seqs) {  // z, then x, then y, a step apart
+    ASSERT_TRUE(scheduler.Add(seq.get()).ok());
+    step();
+  }
+  for (int guard = 0; scheduler.running() + scheduler.waiting() > 0 && guard < 10000; ++guard) step();
+  EXPECT_GT(scheduler.preemptions(), 0) << "no collision: the test proves nothing";
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(tokens[seqs[i].get()], alone[i]) << "sequence " << i;
+  EXPECT_EQ(scheduler.pool().free_blocks(), scheduler.pool().total_blocks());
 }
 
 TEST_F(Batching, BlocksComeBackAfterFinishedCancelledAndNeverFittingRequests) {
