@@ -1,13 +1,11 @@
 // A loaded model: config, weights (inside the transformer), tokenizer and the RoPE table of the
-// model's own base. The entry point for the client and the server; LibTorch stays out of this
-// header.
+// model's own base; immutable once loaded (what runs with it, RoPE tables of other bases, routers,
+// KV memory, belongs to the runtime: position_cache.h, kv_pool.h). The entry point for the client
+// and the server; LibTorch stays out of this header.
 #pragma once
 
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/model_config.h"
@@ -18,8 +16,6 @@ namespace stave {
 struct Checkpoint;
 class Transformer;
 struct RopeTable;
-struct MoiceRouters;
-struct PositionConfig;
 
 // Sets LibTorch's intra-op thread count (it defaults to 1 here); 0 = one per core.
 void ConfigureThreads(int threads);
@@ -39,13 +35,6 @@ class Model {
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   const Transformer& transformer() const { return *transformer_; }
   const RopeTable& rope() const { return *rope_; }  // the model's own base
-  // Tables for several bases stacked as [N, context, head_dim] (one per branch), computed once
-  // per base set and cached: decode steps never rebuild them. Thread-safe.
-  std::shared_ptr<const RopeTable> RopeTables(const std::vector<double>& bases) const;
-  // The routers a MoICE config asks for: its router file (loaded once, checked against the model
-  // and the config's expert bases), or, without one, untrained routers initialised as training
-  // does (Normal(0, 0.02), seed 0). Cached. Thread-safe.
-  absl::StatusOr<std::shared_ptr<const MoiceRouters>> Routers(const PositionConfig& config) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -55,9 +44,6 @@ class Model {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Transformer> transformer_;
   std::unique_ptr<RopeTable> rope_;
-  mutable std::mutex rope_mutex_;
-  mutable std::map<std::vector<double>, std::shared_ptr<const RopeTable>> rope_cache_;
-  mutable std::map<std::string, std::shared_ptr<const MoiceRouters>> router_cache_;
 };
 
 // Loads a checkpoint in either format (directory = Hugging Face, file = llama2.c).

@@ -25,7 +25,11 @@ KvCache PositionRuntime::AllocateCache(const ModelConfig& config, int capacity) 
   return KvCache::Allocate(config, branches, capacity, routers != nullptr ? routers->experts() : 0);
 }
 
-absl::StatusOr<PositionRuntime> PreparePosition(const Model& model, const PositionConfig& config) {
+absl::StatusOr<PositionRuntime> PreparePosition(const Model& model, const PositionConfig& config,
+                                                PositionCache* cache) {
+  auto tables = [&](const std::vector<double>& bases) {
+    return cache != nullptr ? cache->RopeTables(bases) : StackRopeTables(model.config(), bases);
+  };
   auto status = ValidatePositionConfig(config);
   if (!status.ok()) return status;
   PositionRuntime runtime;
@@ -33,10 +37,10 @@ absl::StatusOr<PositionRuntime> PreparePosition(const Model& model, const Positi
     case PositionMode::kVanilla: break;
     case PositionMode::kBuckets:
       runtime.branches = static_cast<int>(config.bases.size());
-      runtime.rope = model.RopeTables(config.bases);
+      runtime.rope = tables(config.bases);
       break;
     case PositionMode::kMoice: {
-      auto routers = model.Routers(config);
+      auto routers = cache != nullptr ? cache->Routers(config) : LoadRouters(model.config(), config);
       if (!routers.ok()) {
         // A router file that is missing, corrupt or made for another model is a bad argument of
         // this config, whatever the loader called it.
@@ -46,7 +50,7 @@ absl::StatusOr<PositionRuntime> PreparePosition(const Model& model, const Positi
                                               : absl::StrCat("router_path: ", message));
       }
       runtime.routers = *std::move(routers);
-      runtime.rope = model.RopeTables(config.expert_bases);
+      runtime.rope = tables(config.expert_bases);
       break;
     }
   }

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "core/kv_cache.h"
 #include "core/model.h"
+#include "core/position_cache.h"
 #include "core/position_config.h"
 
 namespace stave {
@@ -27,9 +28,11 @@ struct PositionRuntime {
   KvCache AllocateCache(const ModelConfig& config, int capacity) const;
 };
 
-// Validates the config (ValidatePositionConfig) and loads what it needs: cached RoPE tables, the
-// router file (loaded and checked against the model and the expert bases). Errors name the field.
-absl::StatusOr<PositionRuntime> PreparePosition(const Model& model, const PositionConfig& config);
+// Validates the config (ValidatePositionConfig) and loads what it needs: RoPE tables, the router
+// file (loaded and checked against the model and the expert bases), from `cache` when given (a
+// server keeps one), else built for this use. Errors name the field.
+absl::StatusOr<PositionRuntime> PreparePosition(const Model& model, const PositionConfig& config,
+                                                PositionCache* cache = nullptr);
 
 // RESOURCE_EXHAUSTED when the KV cache for `capacity` positions would exceed budget_mb.
 absl::Status CheckKvBudget(const PositionRuntime& runtime, const ModelConfig& config, int capacity,

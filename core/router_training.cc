@@ -1,5 +1,7 @@
 #include "core/router_training.h"
 
+#include "core/position_cache.h"
+
 #include <torch/torch.h>
 
 #include <chrono>
@@ -161,7 +163,7 @@ absl::StatusOr<double> EvaluateLoss(const Model& model, const MoiceRouters& rout
   if (count < 1)
     return absl::InvalidArgumentError(absl::StrCat("evaluation data: ", stream.size(),
                                                    " tokens, fewer than one sequence of ", seq_len + 1));
-  auto tables = model.RopeTables(routers.expert_bases);
+  auto tables = StackRopeTables(model.config(), routers.expert_bases);
   double total = 0;
   for (int64_t i = 0; i < count; ++i) {
     std::vector<int64_t> ids(stream.begin() + i * (seq_len + 1), stream.begin() + (i + 1) * (seq_len + 1));
@@ -176,7 +178,7 @@ absl::StatusOr<double> EvaluateLoss(const Model& model, const MoiceRouters& rout
   const int64_t count = std::min<int64_t>(max_examples, static_cast<int64_t>(examples.size()));
   if (auto status = ValidateExamples(examples, count, model.config().max_seq_len, "evaluation"); !status.ok())
     return status;
-  auto tables = model.RopeTables(routers.expert_bases);
+  auto tables = StackRopeTables(model.config(), routers.expert_bases);
   double total = 0;
   for (int64_t i = 0; i < count; ++i) {
     auto w = ExampleWindow(examples[i]);
@@ -206,7 +208,7 @@ absl::StatusOr<MoiceRouters> Train(const Model& model, const std::function<Windo
       params.push_back(*t);
     }
   torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr).weight_decay(0));
-  auto tables = model.RopeTables(o.expert_bases);
+  auto tables = StackRopeTables(model.config(), o.expert_bases);
   std::mt19937_64 rng(o.seed);
 
   for (int step = 1; step <= o.steps; ++step) {

@@ -40,7 +40,8 @@ size_t IncompleteUtf8Tail(const std::string& text) {
 
 absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
                                                            std::vector<int> prompt_ids,
-                                                           const GenerationParams& params) {
+                                                           const GenerationParams& params,
+                                                           PositionCache* cache) {
   const int ctx = model.config().max_seq_len;
   if (prompt_ids.empty()) return absl::InvalidArgumentError("prompt: no tokens to start from");
   for (int id : prompt_ids)
@@ -59,7 +60,7 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
   // Room for the prompt and every generated token but the last (which is never fed back).
   const int capacity = static_cast<int>(
       std::min<int64_t>(ctx, static_cast<int64_t>(prompt_ids.size()) + params.max_tokens));
-  auto runtime = PreparePosition(model, params.position);
+  auto runtime = PreparePosition(model, params.position, cache);
   if (!runtime.ok()) return runtime.status();
   // Buckets multiply the KV cache by the branch count: check it fits before running.
   status = CheckKvBudget(*runtime, model.config(), capacity, params.kv_budget_mb);
@@ -81,7 +82,8 @@ Sequence::~Sequence() = default;
 
 absl::StatusOr<std::unique_ptr<Sequence>> Sequence::CreateScoring(const Model& model, std::vector<int> prompt_ids,
                                                                   std::vector<int> continuation_ids,
-                                                                  const PositionConfig& position) {
+                                                                  const PositionConfig& position,
+                                                                  PositionCache* cache) {
   if (prompt_ids.empty()) return absl::InvalidArgumentError("prompt: no tokens to score from");
   if (continuation_ids.empty()) return absl::InvalidArgumentError("continuation: must not be empty");
   const int total = static_cast<int>(prompt_ids.size() + continuation_ids.size());
@@ -95,7 +97,7 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::CreateScoring(const Model& m
   for (int id : continuation_ids)
     if (id < 0 || id >= model.config().vocab_size)
       return absl::InvalidArgumentError(absl::StrCat("continuation: token id ", id, " outside the vocabulary"));
-  auto runtime = PreparePosition(model, position);
+  auto runtime = PreparePosition(model, position, cache);
   if (!runtime.ok()) return runtime.status();
   const int prompt_length = static_cast<int>(prompt_ids.size());
   std::vector<int> fed = std::move(prompt_ids);

@@ -44,9 +44,12 @@ class Sequence {
 
   // Validates the prompt and params against the model and prepares the position method. The
   // sequence holds no KV memory until a scheduler runs it.
+  // `cache`: where RoPE tables and routers are kept between requests (a server's); null builds
+  // them for this sequence.
   static absl::StatusOr<std::unique_ptr<Sequence>> Create(const Model& model,
                                                           std::vector<int> prompt_ids,
-                                                          const GenerationParams& params);
+                                                          const GenerationParams& params,
+                                                          PositionCache* cache = nullptr);
   ~Sequence();
 
   // Scoring instead of generating: feeds the prompt (BOS first) and the continuation but its last
@@ -54,7 +57,8 @@ class Sequence {
   // (ScoreTokens' maths), in a batch like any sequence. Finishes with reason "scored".
   static absl::StatusOr<std::unique_ptr<Sequence>> CreateScoring(const Model& model, std::vector<int> prompt_ids,
                                                                  std::vector<int> continuation_ids,
-                                                                 const PositionConfig& position);
+                                                                 const PositionConfig& position,
+                                                                 PositionCache* cache = nullptr);
   bool scoring() const { return scoring_; }
   const ScoreResult& score() const { return score_; }
   // Scoring: the logits [branches, T, V] of the T positions fed from `first` on.

@@ -14,27 +14,27 @@ BaseSearchOptions SearchOptionsFor(const Model& model, int count) {
   return options;
 }
 
-absl::Status ValidateForModel(const Model& model, const PositionConfig& config) {
+absl::Status ValidateForModel(const Model& model, const PositionConfig& config, PositionCache* cache) {
   // Each mode's fields are checked when that mode is active or its fields are set, so a config
   // never stores values that would fail once the mode is switched.
   if (config.mode == PositionMode::kBuckets || !config.bases.empty()) {
     PositionConfig buckets = config;
     buckets.mode = PositionMode::kBuckets;
-    auto status = PreparePosition(model, buckets).status();
+    auto status = PreparePosition(model, buckets, cache).status();
     if (!status.ok()) return status;
   }
   if (config.mode == PositionMode::kMoice || !config.expert_bases.empty() || !config.router_path.empty() ||
       config.top_k != 0) {
     PositionConfig moice = config;
     moice.mode = PositionMode::kMoice;
-    auto status = PreparePosition(model, moice).status();
+    auto status = PreparePosition(model, moice, cache).status();
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
 
-ConfigStore::ConfigStore(const Model& model, PositionConfig initial)
-    : model_(model), current_(std::make_shared<ConfigSnapshot>(ConfigSnapshot{1, std::move(initial)})) {}
+ConfigStore::ConfigStore(const Model& model, PositionConfig initial, PositionCache* cache)
+    : model_(model), cache_(cache), current_(std::make_shared<ConfigSnapshot>(ConfigSnapshot{1, std::move(initial)})) {}
 
 std::shared_ptr<const ConfigSnapshot> ConfigStore::Current() const {
   std::lock_guard<std::mutex> lock(snapshot_);
@@ -83,7 +83,7 @@ absl::StatusOr<std::shared_ptr<const ConfigSnapshot>> ConfigStore::ApplyLocked(P
   if (u.top_k) next.top_k = *u.top_k;
   if (u.router_path) next.router_path = *u.router_path;
 
-  auto status = ValidateForModel(model_, next);
+  auto status = ValidateForModel(model_, next, cache_);
   if (!status.ok()) return status;
   auto snapshot = std::make_shared<const ConfigSnapshot>(ConfigSnapshot{version + 1, std::move(next)});
   {

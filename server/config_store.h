@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "core/base_search.h"
 #include "core/model.h"
+#include "core/position_cache.h"
 #include "core/position_config.h"
 
 namespace stave::server {
@@ -40,12 +41,14 @@ BaseSearchOptions SearchOptionsFor(const Model& model, int count);
 
 // Every field that is set must be valid, not only the active mode's: bases (finite, > 1, at most
 // kMaxBuckets), expert bases and top_k, and the router file (loads and matches the model).
-absl::Status ValidateForModel(const Model& model, const PositionConfig& config);
+// Router files and tables come from `cache` when given.
+absl::Status ValidateForModel(const Model& model, const PositionConfig& config, PositionCache* cache = nullptr);
 
 class ConfigStore {
  public:
-  // Version 1 is `initial` (validated by the caller).
-  ConfigStore(const Model& model, PositionConfig initial);
+  // Version 1 is `initial` (validated by the caller); validation loads through `cache` (may be
+  // null).
+  ConfigStore(const Model& model, PositionConfig initial, PositionCache* cache = nullptr);
 
   std::shared_ptr<const ConfigSnapshot> Current() const;
 
@@ -72,6 +75,7 @@ class ConfigStore {
                                                                      const ConfigUpdate& update);
 
   const Model& model_;
+  PositionCache* const cache_;
   std::mutex writer_;            // serialises updates (validation included)
   mutable std::mutex snapshot_;  // guards the pointer and the file status only: reads stay cheap
   std::shared_ptr<const ConfigSnapshot> current_;

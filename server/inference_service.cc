@@ -38,7 +38,7 @@ absl::StatusOr<PositionConfig> PositionFromRequest(const ServerState& state,
   auto router = state.routers.PathOf(position.router());
   if (!router.ok()) return router.status();
   config->router_path = *router;
-  auto status = ValidateForModel(state.model, *config);
+  auto status = ValidateForModel(state.model, *config, &state.position_cache);
   if (!status.ok()) return absl::InvalidArgumentError(state.routers.Redact(std::string(status.message())));
   return config;
 }
@@ -177,7 +177,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
     progress->prompt_tokens = static_cast<uint32_t>(ids.size());
     progress->config_version = position->version;
     progress->peer = peer;
-    auto seq = Sequence::Create(model, std::move(ids), params);
+    auto seq = Sequence::Create(model, std::move(ids), params, &state.position_cache);
     if (!seq.ok()) return seq.status();
     status = state.engine.CheckFits(**seq);
     if (!status.ok()) return status;
@@ -285,7 +285,7 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
   }
   // Scored in the engine's batches like any sequence: its forward shares steps with the streams.
   auto seq = Sequence::CreateScoring(state_.model, std::move(input->prompt_ids), std::move(input->continuation_ids),
-                                     position->config);
+                                     position->config, &state_.position_cache);
   absl::Status fits = seq.ok() ? state_.engine.CheckFits(**seq) : seq.status();
   if (!fits.ok()) {
     FinishUnary(reactor, state_.metrics, "Score", fits);

@@ -21,6 +21,7 @@ struct ServerState {
   Metrics& metrics;
   const RouterDirectory& routers;  // the only router files a request may name
   SideWorker& side_worker;         // slow configuration work (the base search)
+  PositionCache& position_cache;   // RoPE tables and routers kept between requests
 };
 
 // Limits every request is held to before any work is done (stated in stave.proto).

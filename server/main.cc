@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/default_model.h"
 #include "core/kv_pool.h"
+#include "core/position_cache.h"
 #include "core/model.h"
 #include "core/moice_router.h"
 #include "core/text_file.h"
@@ -223,7 +224,9 @@ int main(int argc, char** argv) {
                                                                : std::filesystem::path(model_path).parent_path().string();
   }
   const stave::server::RouterDirectory routers(router_dir);
-  stave::server::ConfigStore config(**model, InitialPositionConfig(routers, **model));
+  // The engine runtime's RoPE tables and routers, shared by every request and config update.
+  stave::PositionCache position_cache((*model)->config());
+  stave::server::ConfigStore config(**model, InitialPositionConfig(routers, **model), &position_cache);
   config.OnChange([&m = **metrics](const stave::server::ConfigSnapshot& s) { m.ConfigVersion(s.version); });
   (*metrics)->ConfigVersion(config.Current()->version);
   std::unique_ptr<stave::server::ConfigFileWatcher> watcher;
@@ -258,7 +261,7 @@ int main(int argc, char** argv) {
            },
        .on_queue_time = [&m = **metrics](double seconds) { m.QueueTime(seconds); }});
   stave::server::SideWorker side_worker("base search");
-  stave::server::ServerState state{**model, engine, config, **metrics, routers, side_worker};
+  stave::server::ServerState state{**model, engine, config, **metrics, routers, side_worker, position_cache};
   stave::server::InferenceService inference(state);
   stave::server::ConfigService config_service(state, *std::move(auth));
 

@@ -10,6 +10,7 @@
 #include "core/generate.h"
 #include "core/kv_cache.h"
 #include "core/model.h"
+#include "core/position_cache.h"
 #include "core/rope.h"
 #include "core/transformer.h"
 #include "nlohmann/json.hpp"
@@ -99,7 +100,7 @@ TEST_P(BucketsAgainstSeparateRuns, FusedLogitsMatchAndCachesStayApart) {
   std::vector<int64_t> prompt = {1, 403, 407, 261, 378, 432, 383};
 
   // Buckets: one batched forward per step.
-  auto tables = model->RopeTables(bases);
+  auto tables = StackRopeTables(model->config(), bases);
   auto batched_cache = KvCache::Allocate(model->config(), n, 64);
   // Independent recomputation: one single-base model run per base, with its own cache.
   std::vector<KvCache> single_caches;

@@ -4,9 +4,11 @@
 #include <fstream>
 
 #include "core/checkpoint.h"
+#include "core/rope.h"
 #include "core/generate.h"
 #include "core/hf_checkpoint.h"
 #include "core/model.h"
+#include "core/position_cache.h"
 #include "core/moice_router.h"
 #include "nlohmann/json.hpp"
 #include "tests/test_support.h"
@@ -153,11 +155,11 @@ TEST(RouterCheckpoint, RoundTripAndMismatchesRejected) {
   c.expert_bases = {10000, 17500, 30000};
   c.top_k = 2;
   c.router_path = dir / "r.safetensors";
-  EXPECT_THAT(std::string(model->Routers(c).status().message()), ::testing::HasSubstr("expert bases"));
+  EXPECT_THAT(std::string(LoadRouters(model->config(), c).status().message()), ::testing::HasSubstr("expert bases"));
   c.expert_bases = {10000, 17500, 25000};
-  EXPECT_TRUE(model->Routers(c).ok());
+  EXPECT_TRUE(LoadRouters(model->config(), c).ok());
   c.router_path = dir / "missing.safetensors";
-  EXPECT_FALSE(model->Routers(c).ok());
+  EXPECT_FALSE(LoadRouters(model->config(), c).ok());
 }
 
 TEST(Moice, InvalidConfigsNameTheField) {
@@ -171,6 +173,35 @@ TEST(Moice, InvalidConfigsNameTheField) {
   EXPECT_FALSE(ValidatePositionConfig(c).ok());
   c.top_k = 2;
   EXPECT_TRUE(ValidatePositionConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace stave
+
+namespace stave {
+namespace {
+
+// The runtime's cache (staved's): built once per base set or router, shared by later requests;
+// K applied per request on the same weights.
+TEST(PositionCache, KeepsTablesAndRoutersBetweenRequests) {
+  const ModelConfig config = *ParseShapeSpec("dim=16,layers=2,heads=2,kv_heads=2,hidden=32,vocab=16,ctx=64");
+  PositionCache cache(config);
+  auto a = cache.RopeTables({10000, 20000}), b = cache.RopeTables({10000, 20000});
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_NE(cache.RopeTables({10000, 30000}).get(), a.get());
+  PositionConfig moice;
+  moice.mode = PositionMode::kMoice;
+  moice.expert_bases = {10000, 20000};
+  moice.top_k = 2;
+  auto two = *cache.Routers(moice);
+  moice.top_k = 1;
+  auto one = *cache.Routers(moice);
+  EXPECT_EQ(two->top_k, 2);
+  EXPECT_EQ(one->top_k, 1);
+  EXPECT_TRUE(one->layers[0].w1.is_same(two->layers[0].w1));  // the same weights, another K
+  // Uncached, the same maths.
+  EXPECT_TRUE(torch::equal(StackRopeTables(config, {10000, 20000})->cos, a->cos));
+  EXPECT_TRUE(torch::equal((*LoadRouters(config, moice))->layers[1].w2, one->layers[1].w2));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "core/generate.h"
 #include "core/kv_cache.h"
 #include "core/model.h"
+#include "core/position_cache.h"
 #include "core/router_training.h"
 #include "core/transformer.h"
 #include "tests/test_support.h"
@@ -23,7 +24,7 @@ TEST(RouterTraining, GradientsReachRouterParametersOnly) {
   auto routers = MoiceRouters::Random(*config, {10000, 20000, 40000}, 2, 1);
   for (auto& l : routers.layers)
     for (at::Tensor* t : {&l.w1, &l.w2, &l.w3}) t->set_requires_grad(true);
-  auto tables = model->RopeTables(routers.expert_bases);
+  auto tables = StackRopeTables(model->config(), routers.expert_bases);
   auto cache = KvCache::Allocate(*config, 1, 12, 3);
   auto tokens = torch::randint(0, 40, {1, 13}, torch::kLong);
   std::vector<at::Tensor> probs;
@@ -117,7 +118,7 @@ TEST(RouterTraining, ExamplesAreScoredOnTheirCompletion) {
   const ScoredExample ex{{1, 7, 9, 4, 22, 5, 13}, 4};  // targets 22, 5, 13 scored
   auto loss = EvaluateLoss(*model, routers, std::vector<ScoredExample>{ex}, 10);
   ASSERT_TRUE(loss.ok()) << loss.status();
-  auto tables = model->RopeTables(routers.expert_bases);
+  auto tables = StackRopeTables(model->config(), routers.expert_bases);
   auto cache = KvCache::Allocate(*config, 1, 6, 3);
   auto ids = torch::tensor(std::vector<int64_t>(ex.tokens.begin(), ex.tokens.end())).view({1, -1});
   auto logits = model->transformer().Forward(ids.narrow(1, 0, 6), cache, *tables, true, &routers, nullptr).view({6, -1});
