@@ -81,10 +81,12 @@ TEST_F(MultiReplicaTest, KillingOneReplicaLosesOnlyItsStreams) {
   const double survivor_before = Ok(*replicas_[1]);
   load.join();
   auto report = nlohmann::json::parse(result.second);
-  // Only the streams the dead replica was serving failed (at most one per worker), all as
-  // UNAVAILABLE; the rest of the load went to the survivor.
+  // Only the streams the dead replica was serving failed, all as UNAVAILABLE, and the rest of the
+  // load went to the survivor. At most two per worker: the one in flight, and with batching
+  // (requests of ~10 ms) possibly the worker's next one, picked in the moment before the
+  // round-robin balancer has seen the connection reset (seen once: 5 failures with 4 workers).
   const int failed = report["requests_failed"];
-  EXPECT_LE(failed, concurrency) << result.second;
+  EXPECT_LE(failed, 2 * concurrency) << result.second;
   for (auto& [code, count] : report["errors"].items()) EXPECT_EQ(code, "UNAVAILABLE") << result.second;
   EXPECT_GT(Ok(*replicas_[1]), survivor_before + 5) << "new requests did not move to the survivor";
   // A new client after the kill still succeeds through the list.
