@@ -1,7 +1,8 @@
 # Entry points a new user runs (see README.md).
 #   make deps   install the Debian packages stave needs (idempotent; run as root or with sudo)
 #   make build  Release build; binaries land in build/bin/
-#   make test   deps + build + ctest
+#   make test   deps + build + ctest (all but the soak test)
+#   make soak   the soak test: staved under mixed load for $STAVE_SOAK_MINUTES (default 10)
 SHELL := /bin/bash
 BUILD_DIR ?= build
 JOBS ?= 2
@@ -16,7 +17,7 @@ DEB_PACKAGES := cmake make g++ ccache pkg-config \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test clean
+.PHONY: deps build test soak clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -30,7 +31,10 @@ build:
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 test: deps build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) -LE soak
+
+soak: deps build
+	cd $(BUILD_DIR) && ctest --output-on-failure -L soak --verbose
 
 clean:
 	rm -rf $(BUILD_DIR)
