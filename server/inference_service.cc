@@ -4,6 +4,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <random>
 #include <mutex>
 
 #include <spdlog/spdlog.h>
@@ -64,6 +65,11 @@ absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool 
 }
 
 using Clock = std::chrono::steady_clock;
+
+uint64_t RandomSeed() {
+  static thread_local std::mt19937_64 engine{std::random_device{}()};
+  return engine();
+}
 
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -163,7 +169,9 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
                                 ? 0
                                 : static_cast<int>(r.top_k());
     params.sampling.top_p = r.top_p() == 0.0f ? 1.0f : r.top_p();
-    params.sampling.seed = r.seed();
+    // Unseeded requests get a seed of their own: with a fixed default, every unseeded request at
+    // temperature > 0 sampled the same text.
+    params.sampling.seed = r.has_seed() ? r.seed() : RandomSeed();
     params.stop.assign(r.stop().begin(), r.stop().end());
     params.position = position->config;
     params.kv_budget_mb = int64_t{1} << 40;  // the pool decides (engine.CheckFits below)

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "tests/staved_process.h"
@@ -334,6 +335,24 @@ TEST_F(HardeningTest, OutOfRangeTopKValuesAreHandledNotMisread) {
   auto status = server.ConfigStub()->UpdateConfig(&context, update, &applied);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("expert_bases"));
+}
+
+TEST_F(HardeningTest, UnseededRequestsAreSeededRandomlySeededOnesRepeat) {
+  Staved server;
+  ASSERT_FALSE(server.address().empty());
+  auto sampled = [&](std::optional<uint64_t> seed) {
+    auto request = Request("Once upon a time", 24);
+    request.set_temperature(1);
+    if (seed) request.set_seed(*seed);
+    auto out = Stream(*server.Stub(), request);
+    EXPECT_TRUE(out.status.ok()) << out.status.error_message();
+    return out.tokens;
+  };
+  // Three unseeded requests at temperature 1 all gave the same text before (seed 0 for all).
+  const auto a = sampled(std::nullopt), b = sampled(std::nullopt), c = sampled(std::nullopt);
+  EXPECT_FALSE(a == b && b == c);
+  EXPECT_EQ(sampled(7), sampled(7));
+  EXPECT_EQ(sampled(0), sampled(0));  // 0 given explicitly is a seed like any other
 }
 
 TEST_F(HardeningTest, TheBearerSchemeIsCaseInsensitive) {
