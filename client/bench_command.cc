@@ -223,7 +223,7 @@ absl::StatusOr<LevelResult> RunLevel(const BenchOptions& o, const Model& model, 
   params.max_tokens = o.gen_tokens;
   params.ignore_stop_token = true;
   params.position = position;
-  params.kv_budget_mb = int64_t{1} << 30;
+  params.kv_budget_mb = 0;  // the level's pool is sized for all of them
   std::mt19937 rng(n);
   auto random_prompt = [&](int length) {
     std::vector<int> prompt{c.bos_id};

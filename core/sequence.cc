@@ -63,8 +63,10 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(const Model& model,
   auto runtime = PreparePosition(model, params.position, cache);
   if (!runtime.ok()) return runtime.status();
   // Buckets multiply the KV cache by the branch count: check it fits before running.
-  status = CheckKvBudget(*runtime, model.config(), capacity, params.kv_budget_mb);
-  if (!status.ok()) return status;
+  if (params.kv_budget_mb > 0) {
+    status = CheckKvBudget(*runtime, model.config(), capacity, params.kv_budget_mb);
+    if (!status.ok()) return status;
+  }
   return std::unique_ptr<Sequence>(
       new Sequence(model, std::move(prompt_ids), params, capacity, *std::move(runtime)));
 }

@@ -28,7 +28,9 @@ struct GenerationParams {
   std::vector<std::string> stop;  // stop strings; the text ends before the first one found
   bool ignore_stop_token = false;  // benchmarks: always run max_tokens steps
   PositionConfig position;         // vanilla, or buckets with their bases and fusion
-  int64_t kv_budget_mb = 4096;     // Next() on its own: refuse sequences whose cache would need more
+  // Refuse a sequence whose cache would need more (run on its own); 0 = no per-sequence cap (a
+  // scheduler's pool decides).
+  int64_t kv_budget_mb = 4096;
 };
 
 class Sequence {

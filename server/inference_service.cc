@@ -174,7 +174,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
     params.sampling.seed = r.has_seed() ? r.seed() : RandomSeed();
     params.stop.assign(r.stop().begin(), r.stop().end());
     params.position = position->config;
-    params.kv_budget_mb = int64_t{1} << 40;  // the pool decides (engine.CheckFits below)
+    params.kv_budget_mb = 0;  // the pool decides (engine.CheckFits below)
     const Model& model = state.model;
     auto ids = model.tokenizer()->Encode(r.prompt(), /*add_bos=*/true);
     if (static_cast<int>(ids.size()) + params.max_tokens > model.config().max_seq_len)

@@ -10,38 +10,16 @@ import os
 import subprocess
 import sys
 
-try:
-    import grpc
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-except ImportError as e:
-    print(f"skipped: {e} (apt-get install python3-grpcio python3-protobuf)")
-    sys.exit(77)
+from stave_proto_runtime import message_classes, stories_model  # first: it skips without grpcio
 
-staved, descriptors, shared = sys.argv[1:4]
-shared = os.environ.get("STAVE_SHARED_DIR", shared)  # as the C++ tests do
-model = os.path.join(shared, "models/stories260K/stories260K.bin")
+import grpc
+
+staved, descriptors, shared_arg = sys.argv[1:4]
+shared, model = stories_model(shared_arg)
 golden = os.path.join(shared, "golden/stories260K/greedy.jsonl")
-if not os.path.exists(model):
-    print(f"skipped: reference data {model} not found; set STAVE_SHARED_DIR")
-    sys.exit(77)
-
-pool = descriptor_pool.DescriptorPool()
-files = descriptor_pb2.FileDescriptorSet()
-with open(descriptors, "rb") as f:
-    files.ParseFromString(f.read())
-for file in files.file:
-    pool.Add(file)
-
-
-def message(name):
-    desc = pool.FindMessageTypeByName(name)
-    if hasattr(message_factory, "GetMessageClass"):
-        return message_factory.GetMessageClass(desc)
-    return message_factory.MessageFactory(pool).GetPrototype(desc)
-
-
-GenerateRequest, GenerateResponse = message("stave.v1.GenerateRequest"), message("stave.v1.GenerateResponse")
-GetConfigRequest, PositionConfig = message("stave.v1.GetConfigRequest"), message("stave.v1.PositionConfig")
+M = message_classes(descriptors, ["GenerateRequest", "GenerateResponse", "GetConfigRequest", "PositionConfig"])
+GenerateRequest, GenerateResponse = M["GenerateRequest"], M["GenerateResponse"]
+GetConfigRequest, PositionConfig = M["GetConfigRequest"], M["PositionConfig"]
 
 server = subprocess.Popen(
     [staved, f"--model={model}", f"--tokenizer={os.path.join(shared, 'models/stories260K/tok512.bin')}",

@@ -23,39 +23,16 @@ import threading
 import time
 import urllib.request
 
-try:
-    import grpc
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-except ImportError as e:
-    print(f"skipped: {e} (apt-get install python3-grpcio python3-protobuf)")
-    sys.exit(77)
+from stave_proto_runtime import message_classes, stories_model  # first: it skips without grpcio
 
-staved, descriptors, shared = sys.argv[1:4]
-shared = os.environ.get("STAVE_SHARED_DIR", shared)
+import grpc
+
+staved, descriptors, shared_arg = sys.argv[1:4]
+shared, model = stories_model(shared_arg)
 minutes = float(os.environ.get("STAVE_SOAK_MINUTES", "10"))
-model = os.path.join(shared, "models/stories260K/stories260K.bin")
-if not os.path.exists(model):
-    print(f"skipped: reference data {model} not found; set STAVE_SHARED_DIR")
-    sys.exit(77)
-
-pool = descriptor_pool.DescriptorPool()
-files = descriptor_pb2.FileDescriptorSet()
-with open(descriptors, "rb") as f:
-    files.ParseFromString(f.read())
-for file in files.file:
-    pool.Add(file)
-
-
-def message(name):
-    desc = pool.FindMessageTypeByName(name)
-    if hasattr(message_factory, "GetMessageClass"):
-        return message_factory.GetMessageClass(desc)
-    return message_factory.MessageFactory(pool).GetPrototype(desc)
-
-
-M = {n: message("stave.v1." + n) for n in [
+M = message_classes(descriptors, [
     "GenerateRequest", "GenerateResponse", "ScoreRequest", "ScoreResponse", "UpdateConfigRequest",
-    "PositionConfig", "SearchBasesRequest", "SearchBasesResponse", "GetConfigRequest"]}
+    "PositionConfig", "SearchBasesRequest", "SearchBasesResponse", "GetConfigRequest"])
 BUCKETS, MOICE, VANILLA = 2, 3, 1
 C = grpc.StatusCode
 
