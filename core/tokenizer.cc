@@ -7,15 +7,6 @@
 
 namespace stave {
 
-std::string Tokenizer::Decode(std::span<const int> tokens, int prev_token) const {
-  std::string out;
-  for (int t : tokens) {
-    out += DecodeToken(prev_token, t);
-    prev_token = t;
-  }
-  return out;
-}
-
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path,
                                                          int expected_vocab) {
   // By name first (.bin is llama2.c's format), otherwise try SentencePiece, then llama2.c.

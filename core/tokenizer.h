@@ -24,8 +24,16 @@ class Tokenizer {
   virtual int vocab_size() const = 0;
   virtual int bos_id() const { return 1; }
 
-  // Concatenated DecodeToken over `tokens`, the first following `prev_token`.
-  std::string Decode(std::span<const int> tokens, int prev_token) const;
+  // Concatenated DecodeToken over `tokens`, the first following `prev_token`. (Inline so that
+  // tokenizer libraries need no .cc of the core.)
+  std::string Decode(std::span<const int> tokens, int prev_token) const {
+    std::string out;
+    for (int t : tokens) {
+      out += DecodeToken(prev_token, t);
+      prev_token = t;
+    }
+    return out;
+  }
 };
 
 // Picks the implementation by content: SentencePiece model protos vs llama2.c tokenizer.bin.

@@ -1,0 +1,1 @@
+#include "core/quant/quant.h"

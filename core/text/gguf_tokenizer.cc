@@ -1,0 +1,1 @@
+#include "core/text/gguf_tokenizer.h"
