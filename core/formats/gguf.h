@@ -99,6 +99,8 @@ class File {
   std::vector<std::pair<std::string, Value>> metadata_;
   std::vector<TensorInfo> tensors_;
   std::shared_ptr<const void> keep_alive_;
+  const unsigned char* bytes_ = nullptr;  // the whole file
+  size_t size_ = 0;
 };
 
 }  // namespace stave::gguf
