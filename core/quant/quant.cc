@@ -1,28 +1,67 @@
-// Placeholder (scalar, slow) until the kernels land from branch wip-quant, which replaces it.
+// Weight formats: names, sizes, and fp32 <-> type conversions, byte-identical to GGUF/ggml.
+// Scalar code: these run once per weight at load or conversion time, not per token. The
+// quantizers follow llama.cpp's reference ones (ggml/src/ggml-quants.c, quantize_row_q8_0_ref and
+// quantize_row_q4_0_ref) operation for operation, so files written here and by llama-quantize
+// agree bit for bit (tests/quant_test.cc checks this against llama.cpp's files when present).
 #include "core/quant/quant.h"
 
 #include <cmath>
 #include <cstring>
-#include <vector>
+#include <stdexcept>
+#include <string>
+
+#include "core/quant/quant_internal.h"
 
 namespace stave::quant {
 namespace {
-float Half(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) bits = sign;
-    else {
-      float f = std::ldexp(static_cast<float>(mant), -24);
-      std::memcpy(&bits, &f, 4);
-      bits |= sign;
-    }
-  } else if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
-  else bits = sign | ((exp + 112) << 23) | (mant << 13);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+
+using internal::BlockQ4_0;
+using internal::BlockQ8_0;
+using internal::kBlock;
+
+void CheckCols(WeightType type, int64_t cols) {
+  if (cols < 0 || cols % BlockColumns(type) != 0)
+    throw std::invalid_argument(std::string("stave::quant: a row of ") + WeightTypeName(type) +
+                                " weights needs a multiple of " +
+                                std::to_string(BlockColumns(type)) + " columns, got " +
+                                std::to_string(cols));
 }
+
+// llama.cpp's quantize_row_q8_0_ref: d = amax / 127 (fp32), stored as fp16; q = roundf(x / d)
+// computed as x * (1/d) with the fp32 d (not the stored fp16 one).
+void QuantizeQ8_0(const float* x, BlockQ8_0* y, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i, x += kBlock) {
+    float amax = 0.0f;
+    for (int j = 0; j < kBlock; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = internal::FloatToHalf(d);
+    for (int j = 0; j < kBlock; ++j) y[i].qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+  }
+}
+
+// llama.cpp's quantize_row_q4_0_ref: `max` is the element of largest magnitude with its sign
+// (the first one on ties), d = max / -8, q = min(15, (int8)(x / d + 8.5)) (truncation, so
+// round-half-up of x / d + 8), element j in the low nibble of qs[j], element j + 16 in the high.
+void QuantizeQ4_0(const float* x, BlockQ4_0* y, int64_t blocks) {
+  for (int64_t i = 0; i < blocks; ++i, x += kBlock) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kBlock; ++j)
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = internal::FloatToHalf(d);
+    for (int j = 0; j < kBlock / 2; ++j) {
+      const int q0 = static_cast<int8_t>(x[j] * id + 8.5f);
+      const int q1 = static_cast<int8_t>(x[j + kBlock / 2] * id + 8.5f);
+      y[i].qs[j] = static_cast<uint8_t>((q0 < 15 ? q0 : 15) | (q1 < 15 ? q1 : 15) << 4);
+    }
+  }
+}
+
 }  // namespace
 
 const char* WeightTypeName(WeightType type) {
@@ -33,48 +72,89 @@ const char* WeightTypeName(WeightType type) {
     case WeightType::kQ8_0: return "q8_0";
     case WeightType::kQ4_0: return "q4_0";
   }
-  return "?";
+  return "unknown";
 }
+
 int BlockColumns(WeightType type) {
-  return type == WeightType::kQ8_0 || type == WeightType::kQ4_0 ? 32 : 1;
+  return type == WeightType::kQ8_0 || type == WeightType::kQ4_0 ? kBlock : 1;
 }
+
 size_t RowBytes(WeightType type, int64_t cols) {
+  CheckCols(type, cols);
+  const auto c = static_cast<size_t>(cols);
   switch (type) {
-    case WeightType::kF32: return cols * 4;
-    case WeightType::kF16: case WeightType::kBF16: return cols * 2;
-    case WeightType::kQ8_0: return cols / 32 * 34;
-    case WeightType::kQ4_0: return cols / 32 * 18;
+    case WeightType::kF32: return c * 4;
+    case WeightType::kF16:
+    case WeightType::kBF16: return c * 2;
+    case WeightType::kQ8_0: return c / kBlock * sizeof(BlockQ8_0);
+    case WeightType::kQ4_0: return c / kBlock * sizeof(BlockQ4_0);
   }
   return 0;
 }
-void QuantizeRows(WeightType, const float*, void*, int64_t, int64_t) {}
+
+void QuantizeRows(WeightType type, const float* src, void* dst, int64_t rows, int64_t cols) {
+  CheckCols(type, cols);
+  const int64_t count = rows * cols;
+  switch (type) {
+    case WeightType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(count) * 4);
+      return;
+    case WeightType::kF16: {
+      auto* out = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < count; ++i) out[i] = internal::FloatToHalf(src[i]);
+      return;
+    }
+    case WeightType::kBF16: {
+      auto* out = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < count; ++i) out[i] = internal::FloatToBf16(src[i]);
+      return;
+    }
+    case WeightType::kQ8_0:  // rows are whole blocks, so the rows are one run of blocks
+      QuantizeQ8_0(src, static_cast<BlockQ8_0*>(dst), count / kBlock);
+      return;
+    case WeightType::kQ4_0:
+      QuantizeQ4_0(src, static_cast<BlockQ4_0*>(dst), count / kBlock);
+      return;
+  }
+}
+
 void DequantizeRows(WeightType type, const void* src, float* dst, int64_t rows, int64_t cols) {
-  const auto* b = static_cast<const unsigned char*>(src);
-  for (int64_t r = 0; r < rows; ++r, dst += cols, b += RowBytes(type, cols)) {
-    for (int64_t j = 0; j < cols; ++j) {
-      switch (type) {
-        case WeightType::kF32: std::memcpy(dst + j, b + 4 * j, 4); break;
-        case WeightType::kF16: { uint16_t h; std::memcpy(&h, b + 2 * j, 2); dst[j] = Half(h); break; }
-        case WeightType::kBF16: { uint16_t h; std::memcpy(&h, b + 2 * j, 2); uint32_t u = uint32_t{h} << 16; std::memcpy(dst + j, &u, 4); break; }
-        case WeightType::kQ8_0: { const unsigned char* blk = b + (j / 32) * 34; uint16_t h; std::memcpy(&h, blk, 2);
-          dst[j] = Half(h) * static_cast<int8_t>(blk[2 + j % 32]); break; }
-        case WeightType::kQ4_0: { const unsigned char* blk = b + (j / 32) * 18; uint16_t h; std::memcpy(&h, blk, 2);
-          int k = j % 32; int nib = k < 16 ? (blk[2 + k] & 15) : (blk[2 + k - 16] >> 4); dst[j] = Half(h) * (nib - 8); break; }
+  CheckCols(type, cols);
+  const int64_t count = rows * cols;
+  switch (type) {
+    case WeightType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(count) * 4);
+      return;
+    case WeightType::kF16: {
+      const auto* in = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < count; ++i) dst[i] = internal::HalfToFloat(in[i]);
+      return;
+    }
+    case WeightType::kBF16: {
+      const auto* in = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < count; ++i) dst[i] = internal::Bf16ToFloat(in[i]);
+      return;
+    }
+    case WeightType::kQ8_0: {
+      const auto* in = static_cast<const BlockQ8_0*>(src);
+      for (int64_t i = 0; i < count / kBlock; ++i) {
+        const float d = internal::HalfToFloat(in[i].d);
+        for (int j = 0; j < kBlock; ++j) dst[i * kBlock + j] = d * in[i].qs[j];
       }
+      return;
+    }
+    case WeightType::kQ4_0: {
+      const auto* in = static_cast<const BlockQ4_0*>(src);
+      for (int64_t i = 0; i < count / kBlock; ++i) {
+        const float d = internal::HalfToFloat(in[i].d);
+        for (int j = 0; j < kBlock / 2; ++j) {
+          dst[i * kBlock + j] = d * ((in[i].qs[j] & 0x0f) - 8);
+          dst[i * kBlock + j + kBlock / 2] = d * ((in[i].qs[j] >> 4) - 8);
+        }
+      }
+      return;
     }
   }
 }
-void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x, int64_t rows,
-            float* out, bool accumulate) {
-  std::vector<float> row(d);
-  const auto* b = static_cast<const unsigned char*>(w);
-  for (int64_t i = 0; i < n; ++i) {
-    DequantizeRows(type, b + i * RowBytes(type, d), row.data(), 1, d);
-    for (int64_t r = 0; r < rows; ++r) {
-      float s = 0;
-      for (int64_t k = 0; k < d; ++k) s += row[k] * x[r * d + k];
-      out[r * n + i] = accumulate ? out[r * n + i] + s : s;
-    }
-  }
-}
+
 }  // namespace stave::quant
