@@ -23,6 +23,9 @@ class Tokenizer {
   virtual std::string DecodeToken(int prev_token, int token) const = 0;
   virtual int vocab_size() const = 0;
   virtual int bos_id() const { return 1; }
+  // The end-of-sequence token a model stops on (GGUF's tokenizer.ggml.eos_token_id; 2 for the
+  // llama2.c and SentencePiece vocabularies, which keep Llama's layout).
+  virtual int eos_id() const { return 2; }
 
   // Concatenated DecodeToken over `tokens`, the first following `prev_token`. (Inline so that
   // tokenizer libraries need no .cc of the core.)

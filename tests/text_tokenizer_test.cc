@@ -1,1 +1,2 @@
 #include <gtest/gtest.h>
+#include "core/text/gguf_tokenizer.h"
