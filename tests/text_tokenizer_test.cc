@@ -219,7 +219,8 @@ TEST(GgufTokenizer, LongRepeatedInputs) {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("[ long     ] 1 MiB of '%c', vocab %d: %zu tokens in %.2f s\n", text[0],
                   tok->vocab_size(), ids.size(), seconds);
-      EXPECT_LT(ids.size(), text.size());
+      // GPT-2 has no merge of two spaces, Llama none of two digits: up to a token per byte.
+      EXPECT_LE(ids.size(), text.size() + 1);
       const std::string back = tok->Decode(ids, tok->bos_id());
       EXPECT_TRUE(back == text) << "1 MiB of '" << text[0] << "' does not decode back";
     }
@@ -441,7 +442,8 @@ TEST(GgufTokenizer, TinySpmMergesByScoreWithByteFallback) {
   EXPECT_EQ(tok.Encode("ab", false), (std::vector<int>{kSpAb}));
   // "é" is no piece: its two UTF-8 bytes become byte tokens (<0xC3> is id 3 + 0xC3).
   EXPECT_EQ(tok.Encode("\xc3\xa9", false), (std::vector<int>{kSp, 3 + 0xC3, 3 + 0xA9}));
-  EXPECT_EQ(tok.Decode(tok.Encode("\xc3\xa9 ab", true), 1), " \xc3\xa9 ab");  // BOS decodes to ""
+  // BOS decodes to nothing and the prefix space after it is dropped: the text comes back.
+  EXPECT_EQ(tok.Decode(tok.Encode("\xc3\xa9 ab", true), 1), "\xc3\xa9 ab");
   // A user-defined token is matched verbatim and starts a new run with its own space prefix.
   EXPECT_EQ(tok.Encode("a<U>b", false), (std::vector<int>{kSpA, kU, kSp, kB}));
   EXPECT_EQ(tok.DecodeToken(kU, kSpAb), " ab");
