@@ -35,6 +35,9 @@ class Tokenizer {
   // The vocabulary for writing it into a GGUF file (`stave convert --quantize`); empty when this
   // tokenizer is not SentencePiece-style.
   virtual std::vector<VocabularyEntry> SentencePieceVocabulary() const { return {}; }
+  // The end-of-sequence token a model stops on (GGUF's tokenizer.ggml.eos_token_id; 2 for the
+  // llama2.c and SentencePiece vocabularies, which keep Llama's layout).
+  virtual int eos_id() const { return 2; }
 
   // Concatenated DecodeToken over `tokens`, the first following `prev_token`. (Inline so that
   // tokenizer libraries need no .cc of the core.)
