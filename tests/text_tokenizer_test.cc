@@ -227,6 +227,53 @@ TEST(GgufTokenizer, LongRepeatedInputs) {
   }
 }
 
+// Random text from an alphabet of troublemakers (spaces, newlines, tabs, contractions, digits,
+// multi-byte and 4-byte code points, U+0085, special-token texts, ill-formed bytes): every id is in
+// the vocabulary, byte-level BPE always decodes back exactly, and the SentencePiece vocabulary does
+// for well-formed UTF-8 (byte fallback covers every byte) without U+2581, which SentencePiece
+// itself writes for a space and so decodes as one.
+TEST(GgufTokenizer, RandomTextRoundTrips) {
+  SKIP_UNLESS_SHARED("models/vocab/ggml-vocab-gpt-2.gguf");
+  auto gpt2 = FromGgufPath(testing::SharedPath("models/vocab/ggml-vocab-gpt-2.gguf"));
+  auto llama = FromGgufPath(testing::SharedPath("models/vocab/ggml-vocab-llama-spm.gguf"));
+  auto phi3 = FromGgufPath(testing::SharedPath("models/vocab/ggml-vocab-phi-3.gguf"));
+  ASSERT_NE(gpt2, nullptr);
+  ASSERT_NE(llama, nullptr);
+  ASSERT_NE(phi3, nullptr);
+  const std::vector<std::string> valid = {
+      " ", "  ", "\n", "\r\n", "\t", "a", "Z", "'s", "'LL", "7", "123", ".", "!?", "\xc3\xa9",
+      "\xe4\xb8\x80", "\xf0\x9f\xa6\x99", "\xc2\x85", "\xe3\x80\x80", "\xe2\x96\x81",
+      "<s>", "</s>", "<|endoftext|>", "<0x0A>", "hello", " world"};
+  const std::vector<std::string> invalid = {"\xff", "\xc3", "\xe4\xb8", "\x80", "\xf0\x9f"};
+  uint64_t state = 88172645463325252ull;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    bool well_formed = true;
+    for (int n = next() % 24; n > 0; --n) {
+      if (next() % 8 == 0) {
+        text += invalid[next() % invalid.size()];
+        well_formed = false;
+      } else {
+        text += valid[next() % valid.size()];
+      }
+    }
+    const bool spm_lossless = well_formed && text.find("\xe2\x96\x81") == std::string::npos;
+    for (const Tokenizer* tok : {gpt2.get(), llama.get(), phi3.get()}) {
+      const std::vector<int> ids = tok->Encode(text, true);
+      for (int id : ids) ASSERT_TRUE(id >= 0 && id < tok->vocab_size()) << id;
+      if (tok == gpt2.get() || (tok == llama.get() && spm_lossless))
+        EXPECT_TRUE(tok->Decode(std::span<const int>(ids).subspan(1), ids[0]) == text)
+            << "vocab " << tok->vocab_size() << " round " << round << ": " << text << " -> " << Show(ids);
+    }
+  }
+}
+
 // tokenizer.json from the GPT-2 GGUF vocabulary: the HF loader encodes the vectors identically,
 // with merges in both forms and with the pre-tokenizer as Llama 3 / Qwen2 ship it (Split, then
 // ByteLevel without its own regex).
@@ -569,6 +616,31 @@ TEST(GgufTokenizer, EveryKnownPreCompiles) {
   }
   Built none = FromWriter(TinyBpe(""));  // no pre: llama.cpp's default
   EXPECT_TRUE(none.tok.ok()) << none.tok.status();
+}
+
+// Long runs through every known regex list: no backtracking blow-up (a regex such as \s+$ or
+// \s*[\r\n]+ retried at every position of a long run would be quadratic), and nothing is lost.
+TEST(GgufTokenizer, EveryKnownPreOnLongRuns) {
+  const std::string spaces_then_digit = std::string(1 << 18, ' ') + "1";
+  const std::string mixed = [] {
+    std::string s;
+    while (s.size() < (1 << 18)) s += "hello  world 123\n\n x\t\t, \xe4\xb8\x80\xe4\xba\x8c ";
+    return s;
+  }();
+  for (const char* pre : {"default", "gpt-2", "llama3", "deepseek-llm", "deepseek-coder", "qwen2",
+                          "falcon", "starcoder", "bloom", "viking"}) {
+    Built b = FromWriter(TinyBpe(pre));
+    ASSERT_TRUE(b.tok.ok()) << pre << ": " << b.tok.status();
+    for (const std::string* text : {&spaces_then_digit, &mixed}) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::vector<int> ids = (*b.tok)->Encode(*text, false);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("[ long     ] pre %s: %zu bytes, %zu tokens in %.2f s\n", pre, text->size(),
+                  ids.size(), seconds);
+      EXPECT_TRUE((*b.tok)->Decode(ids, -1) == *text) << pre;
+    }
+  }
 }
 
 // --- engine pieces ---
