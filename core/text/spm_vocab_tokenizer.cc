@@ -73,7 +73,7 @@ std::vector<int> SpmVocabTokenizer::Encode(std::string_view text, bool add_bos) 
       continue;
     }
     run.clear();
-    if (options_.add_space_prefix && after_special) run = " ";
+    if (options_.add_space_prefix && after_special) run.push_back(' ');
     run.append(f.text);
     EncodeRun(absl::StrReplaceAll(run, {{absl::string_view(" "), kSpace}}), &out);
     after_special = false;
