@@ -403,11 +403,25 @@ TEST_F(HfFromGpt2, MalformedFilesAreErrors) {
        [](json& j) {
          j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
              {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"},
-             {"type": "ByteLevel"}]})");
+             {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]})");
        },
        "(unclosed"},
       {"normalizer", [](json& j) { j["normalizer"] = {{"type", "Lowercase"}}; }, "normalizer"},
       {"added id", [](json& j) { j["added_tokens"][0]["id"] = "x"; }, "added_tokens[0]"},
+      {"prefix space after split",
+       [](json& j) {
+         j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
+             {"type": "Digits", "individual_digits": true},
+             {"type": "ByteLevel", "add_prefix_space": true}]})");
+       },
+       "add_prefix_space"},
+      {"single_word", [](json& j) { j["added_tokens"][0]["single_word"] = true; }, "single_word"},
+      {"behavior", [](json& j) {
+         j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
+             {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext"},
+             {"type": "ByteLevel", "add_prefix_space": false}]})");
+       },
+       "behavior"},
   };
   for (const Case& c : cases) {
     json root = Base(false);

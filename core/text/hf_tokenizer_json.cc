@@ -180,6 +180,11 @@ absl::Status Loader::LoadPreTokenizer(const json& pre, absl::string_view field) 
     if (!add_prefix_space.ok()) return Error(absl::StrCat(field, ".add_prefix_space"), "not a boolean");
     auto use_regex = Bool(pre, "use_regex", true);
     if (!use_regex.ok()) return Error(absl::StrCat(field, ".use_regex"), "not a boolean");
+    // HF prepends the space to every piece earlier steps made; stave does it once per text run,
+    // which is the same only when ByteLevel comes first (GPT-2 style). Llama 3 and Qwen2 set false.
+    if (*add_prefix_space && !steps_.empty())
+      return Error(absl::StrCat(field, ".add_prefix_space"),
+                   "true after a Split/Digits step is not supported");
     options_.add_prefix_space = *add_prefix_space;
     if (*use_regex) steps_.push_back({text::kGpt2Regex, false});
     byte_level_ = true;
