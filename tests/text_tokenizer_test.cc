@@ -438,6 +438,48 @@ TEST_F(HfFromGpt2, MalformedFilesAreErrors) {
   EXPECT_FALSE(LoadHfTokenizerJson(dir_.string()).ok());  // a directory
 }
 
+// A tiny tokenizer.json, no shared data: the 256-character alphabet plus "he", "hello" (reachable
+// by no merge) and "Ġworld"; Llama 3's Split regex (case-insensitive contractions); an added
+// special token and an added plain one that eats the whitespace around it.
+TEST(HfTokenizerJson, TinyIgnoreMergesAndAddedTokens) {
+  json vocab = json::object();
+  for (int b = 0; b < 256; ++b) vocab[text::ByteLevelChar(static_cast<uint8_t>(b))] = b;
+  vocab["he"] = 256;
+  vocab["hello"] = 257;
+  vocab["\xc4\xa0w"] = 258;
+  json root = json::parse(R"({
+    "added_tokens": [
+      {"id": 259, "content": "<|begin_of_text|>", "special": true},
+      {"id": 260, "content": "[SEP]", "special": false, "lstrip": true, "rstrip": true}],
+    "normalizer": null,
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+      {"type": "Split", "pattern": {"Regex":
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+       "behavior": "Isolated", "invert": false},
+      {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]},
+    "model": {"type": "BPE", "ignore_merges": true, "merges": [["h", "e"], ["\u0120", "w"]]}
+  })");
+  root["model"]["vocab"] = vocab;
+  const std::string dir = ::testing::TempDir() + "/stave_hf_tiny";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/tokenizer.json";
+  WriteAll(path, root.dump());
+  auto tok = LoadHfTokenizerJson(path);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->vocab_size(), 261);
+  EXPECT_EQ((*tok)->bos_id(), 259);  // <|begin_of_text|>, by name: no post-processor, no config
+  // "hello" is a token: taken whole (ignore_merges) though no merge builds it; "hellO" is not.
+  EXPECT_EQ((*tok)->Encode("hello", true), (std::vector<int>{259, 257}));
+  EXPECT_EQ((*tok)->Encode("hellO", false), (std::vector<int>{256, 'l', 'l', 'O'}));
+  // "'S" splits off case-insensitively; [SEP] strips the spaces on both sides.
+  EXPECT_EQ((*tok)->Encode("it'S  [SEP]  world", false),
+            (std::vector<int>{'i', 't', '\'', 'S', 260, 'w', 'o', 'r', 'l', 'd'}));
+  EXPECT_EQ((*tok)->Encode("a world", false), (std::vector<int>{'a', 258, 'o', 'r', 'l', 'd'}));
+  EXPECT_EQ((*tok)->DecodeToken(259, 260), "[SEP]");  // plain added token: its text
+  EXPECT_EQ((*tok)->DecodeToken(259, 259), "");       // special: nothing
+  std::filesystem::remove_all(dir);
+}
+
 // --- GGUF metadata errors, on small files built with the writer ---
 
 struct Built {
