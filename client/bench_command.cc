@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <unistd.h>
@@ -39,6 +40,7 @@ struct BenchOptions {
   std::string model, tokenizer, random_shape = kShape110M;
   int prompt_tokens = 128, gen_tokens = 64, threads = 2, runs = 3;
   std::string concurrency;  // "1,4,16": that many sequences through one scheduler, per level
+  std::string weights;      // "f32,q8_0": the model in each storage type, compared in one run
   int max_batch_tokens = 256, arrival_prompt_tokens = 0;
   bool json = false, no_baseline = false;
   PositionFlags position;
@@ -379,6 +381,68 @@ absl::Status RunConcurrency(const BenchOptions& o, const Model& model, const std
   return absl::OkStatus();
 }
 
+// --weights: the model in each storage type (packed in memory from the same weights); every run
+// goes through all types in turn so that they share the machine's conditions, and each type's
+// speed is reported as the median of its per-run ratios to the first type.
+using RunModelFn = std::function<absl::StatusOr<Speed>(const Model&, const PositionConfig&)>;
+absl::Status RunWeightTypes(const BenchOptions& o, const std::string& source, const PositionConfig& position,
+                            const RunModelFn& run_model) {
+  absl::StatusOr<Checkpoint> ckpt;
+  if (!o.model.empty()) {
+    ckpt = LoadCheckpoint(o.model);
+  } else {
+    auto config = ParseShapeSpec(o.random_shape);
+    if (!config.ok()) return config.status();
+    ckpt = RandomCheckpoint(*config, 0);
+  }
+  if (!ckpt.ok()) return ckpt.status();
+  struct Entry {
+    std::string name;
+    std::unique_ptr<Model> model;
+    std::vector<double> prefill, decode, prefill_ratio, decode_ratio;
+  };
+  std::vector<Entry> entries;
+  for (absl::string_view name : absl::StrSplit(o.weights, ',', absl::SkipEmpty())) {
+    absl::StatusOr<quant::WeightType> type = absl::InvalidArgumentError(
+        absl::StrCat("--weights: unknown type '", name, "' (one of f32, f16, bf16, q8_0, q4_0)"));
+    for (auto t : {quant::WeightType::kF32, quant::WeightType::kF16, quant::WeightType::kBF16,
+                   quant::WeightType::kQ8_0, quant::WeightType::kQ4_0})
+      if (name == quant::WeightTypeName(t)) type = t;
+    if (!type.ok()) return type.status();
+    std::fprintf(stderr, "packing weights as %s\n", quant::WeightTypeName(*type));
+    auto packed = PackWeights(*ckpt, *type);
+    if (!packed.ok()) return packed.status();
+    entries.push_back({std::string(name), Model::FromCheckpoint(*packed, nullptr), {}, {}, {}, {}});
+  }
+  ckpt = absl::CancelledError("released");  // the fp32 source is no longer needed
+  for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up
+    for (Entry& e : entries) {
+      auto speed = run_model(*e.model, position);
+      if (!speed.ok()) return speed.status();
+      if (run == 0) continue;
+      e.prefill.push_back(speed->prefill_tokens_per_s);
+      e.decode.push_back(speed->decode_tokens_per_s);
+      e.prefill_ratio.push_back(e.prefill.back() / entries[0].prefill.back());
+      e.decode_ratio.push_back(e.decode.back() / entries[0].decode.back());
+      std::fprintf(stderr, "run %d/%d: %-5s prefill %7.1f tokens/s (%.2fx), decode %7.1f tokens/s (%.2fx)\n", run,
+                   o.runs, e.name.c_str(), e.prefill.back(), e.prefill_ratio.back(), e.decode.back(),
+                   e.decode_ratio.back());
+    }
+  }
+  nlohmann::json types = nlohmann::json::array();
+  for (const Entry& e : entries)
+    types.push_back({{"weights", e.name},
+                     {"prefill_tokens_per_s", Median(e.prefill)},
+                     {"decode_tokens_per_s", Median(e.decode)},
+                     {"prefill_ratio", Median(e.prefill_ratio)},
+                     {"decode_ratio", Median(e.decode_ratio)}});
+  nlohmann::json j = {{"model", source},         {"mode", o.position.mode},   {"threads", o.threads},
+                      {"prompt_tokens", o.prompt_tokens}, {"gen_tokens", o.gen_tokens}, {"runs", o.runs},
+                      {"ratios_against", entries[0].name}, {"types", types}, {"peak_rss_mb", PeakRssMb()}};
+  std::puts(o.json ? j.dump().c_str() : j.dump(2).c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RunBench(const BenchOptions& o) {
   ConfigureThreads(o.threads);
   std::unique_ptr<Model> model;
@@ -406,10 +470,10 @@ absl::Status RunBench(const BenchOptions& o) {
   params.ignore_stop_token = true;
 
   // One prefill + decode of the whole generation; returns tokens/s of each and RSS growth.
-  auto run_once = [&](const PositionConfig& position) -> absl::StatusOr<Speed> {
+  auto run_model = [&](const Model& m, const PositionConfig& position) -> absl::StatusOr<Speed> {
     GenerationParams run_params = params;
     run_params.position = position;
-    auto seq = Sequence::Create(*model, prompt, run_params);
+    auto seq = Sequence::Create(m, prompt, run_params);
     if (!seq.ok()) return seq.status();
     using Clock = std::chrono::steady_clock;
     auto t0 = Clock::now();
@@ -422,8 +486,10 @@ absl::Status RunBench(const BenchOptions& o) {
                  (o.gen_tokens - 1) / std::chrono::duration<double>(t2 - t1).count(),
                  CurrentRssMb() - rss_before};
   };
+  auto run_once = [&](const PositionConfig& position) { return run_model(*model, position); };
   auto position = o.position.ToConfig();
   if (!position.ok()) return position.status();
+  if (!o.weights.empty()) return RunWeightTypes(o, source, *position, run_model);
   if (!o.server.server.empty()) return RunServerComparison(o, *model, source, *position);
   if (!o.concurrency.empty()) return RunConcurrency(o, *model, source, *position);
   // With a non-vanilla mode, vanilla runs alternate with it in this process, so that both see the
@@ -505,6 +571,9 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "compute threads")->capture_default_str();
   cmd->add_option("--runs", o->runs, "measured runs (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o->json, "print one JSON line");
+  cmd->add_option("--weights", o->weights,
+                  "compare storage types in one run, e.g. f32,bf16,q8_0,q4_0 (ratios against the first; "
+                  "the weights are packed in memory from --model or the random model)");
   cmd->add_option("--concurrency", o->concurrency,
                   "comma-separated stream counts (e.g. 1,4,16,64): that many sequences through one batching "
                   "scheduler in-process; reports aggregate decode tokens/s and inter-token latency per level");

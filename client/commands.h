@@ -22,5 +22,6 @@ void AddTrainRouterCommand(CLI::App& app);
 void AddHealthCommand(CLI::App& app);
 void AddConfigCommand(CLI::App& app);
 void AddLoadtestCommand(CLI::App& app);
+void AddTokenizeCommand(CLI::App& app);
 
 }  // namespace stave::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   stave::cli::AddHealthCommand(app);
   stave::cli::AddConfigCommand(app);
   stave::cli::AddLoadtestCommand(app);
+  stave::cli::AddTokenizeCommand(app);
   CLI11_PARSE(app, argc, argv);
   const absl::Status& status = stave::cli::CommandStatus();
   if (!status.ok()) {

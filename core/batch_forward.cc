@@ -232,9 +232,9 @@ std::vector<at::Tensor> Transformer::ForwardBatch(std::vector<BatchEntry>& batch
   // Small models are bound by per-op overhead: every LibTorch op below is one a step needs.
   auto on_device = [&](const std::vector<int64_t>& v) {
     auto t = torch::tensor(v, torch::kLong);
-    return embed_.is_cpu() ? t : t.to(embed_.device());
+    return embed_.data.is_cpu() ? t : t.to(embed_.data.device());
   };
-  auto x = embed_.index_select(0, on_device(ids));  // [R, dim]
+  auto x = EmbeddingRows(embed_, on_device(ids));  // [R, dim]
   const bool cpu = OnCpuKernels(x);
   // The hand-written norm and gating win where a LibTorch op's dispatch outweighs its work
   // (decode-sized steps); beyond that LibTorch's vectorised exp is faster (measured: the scalar

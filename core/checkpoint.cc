@@ -53,16 +53,61 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ExpectedShapes(const M
 
 }  // namespace
 
+Weight CheckpointWeight(const Checkpoint& ckpt, const std::string& name) {
+  const at::Tensor& t = ckpt.tensors.at(name);
+  auto packed = ckpt.packed.find(name);
+  if (packed == ckpt.packed.end()) return Weight::Dense(t.contiguous());
+  return Weight{t, packed->second.type, packed->second.cols};
+}
+
+absl::StatusOr<Checkpoint> PackWeights(const Checkpoint& ckpt, quant::WeightType type) {
+  Checkpoint out;
+  out.config = ckpt.config;
+  out.origin = ckpt.origin;
+  out.source = ckpt.source;
+  for (const auto& [name, tensor] : ckpt.tensors) {
+    if (tensor.dim() != 2) {
+      out.tensors[name] = tensor;
+      continue;
+    }
+    at::Tensor w = Dequantize(CheckpointWeight(ckpt, name)).contiguous();
+    if (type == quant::WeightType::kF32) {
+      out.tensors[name] = w;
+      continue;
+    }
+    const int64_t rows = w.size(0), cols = w.size(1);
+    if (cols % quant::BlockColumns(type) != 0)
+      return absl::InvalidArgumentError(absl::StrCat("cannot store ", name, " as ", quant::WeightTypeName(type),
+                                                     ": its rows have ", cols, " values, not a multiple of ",
+                                                     quant::BlockColumns(type), " (use f16 or bf16)"));
+    auto bytes = torch::empty({rows, static_cast<int64_t>(quant::RowBytes(type, cols))}, torch::kUInt8);
+    quant::QuantizeRows(type, w.data_ptr<float>(), bytes.data_ptr<uint8_t>(), rows, cols);
+    out.tensors[name] = bytes;
+    out.packed[name] = Checkpoint::Packed{type, cols};
+  }
+  return out;
+}
+
 absl::Status ValidateCheckpoint(const Checkpoint& ckpt) {
   for (const auto& [name, shape] : ExpectedShapes(ckpt.config)) {
     auto it = ckpt.tensors.find(name);
     if (it == ckpt.tensors.end())
       return absl::NotFoundError(absl::StrCat(ckpt.source, ": tensor '", name, "' is missing"));
-    if (it->second.sizes().vec() != shape) {
+    std::vector<int64_t> logical = it->second.sizes().vec();
+    if (auto packed = ckpt.packed.find(name); packed != ckpt.packed.end()) {
+      // Packed: [rows, bytes per row] must be whole rows of `cols` values in its type.
+      if (logical.size() != 2 || packed->second.cols % quant::BlockColumns(packed->second.type) != 0 ||
+          logical[1] != static_cast<int64_t>(quant::RowBytes(packed->second.type, packed->second.cols)))
+        return absl::InvalidArgumentError(absl::StrCat(ckpt.source, ": tensor '", name, "' (",
+                                                       quant::WeightTypeName(packed->second.type),
+                                                       ") is not whole rows of its type"));
+      logical[1] = packed->second.cols;
+    }
+    if (logical != shape) {
       auto origin = ckpt.origin.find(name);
       return absl::InvalidArgumentError(absl::StrCat(
           origin == ckpt.origin.end() ? ckpt.source : origin->second, ": tensor '", name,
-          "' has shape [", absl::StrJoin(it->second.sizes(), ","), "], the config implies [",
+          "' has shape [", absl::StrJoin(logical, ","), "], the config implies [",
           absl::StrJoin(shape, ","), "]"));
     }
   }

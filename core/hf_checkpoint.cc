@@ -4,9 +4,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <array>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/rope.h"
 #include "core/safetensors.h"
 #include "nlohmann/json.hpp"
 
@@ -73,16 +76,31 @@ absl::StatusOr<ModelConfig> LoadHfConfig(const std::string& dir) {
   c.rope_theta = j.value("rope_theta", 10000.0);
   c.norm_eps = j.value("rms_norm_eps", 1e-6);
   c.tied_embeddings = j.value("tie_word_embeddings", false);
+  std::optional<std::array<double, 4>> llama3;
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
     const auto& rs = j["rope_scaling"];
     std::string type = rs.value("type", rs.value("rope_type", std::string("")));
-    if (type != "linear")
+    if (type == "linear") {
+      c.rope_scaling = rs.value("factor", 1.0);
+    } else if (type == "llama3") {
+      const double factor = rs.value("factor", 8.0), low = rs.value("low_freq_factor", 1.0),
+                   high = rs.value("high_freq_factor", 4.0),
+                   original = rs.value("original_max_position_embeddings", 8192.0);
+      if (!(factor >= 1.0) || !(low > 0) || !(high > low) || !(original > 0))
+        return absl::InvalidArgumentError(absl::StrCat(file, ": rope_scaling llama3 needs factor >= 1 and ",
+                                                       "0 < low_freq_factor < high_freq_factor"));
+      // Needs the head dimension: computed once the shape is validated (below).
+      llama3 = {factor, low, high, original};
+    } else if (type != "default") {
       return absl::UnimplementedError(absl::StrCat(
-          file, ": rope_scaling type '", type, "' is not supported (supported: linear)"));
-    c.rope_scaling = rs.value("factor", 1.0);
+          file, ": rope_scaling type '", type, "' is not supported (supported: linear, llama3)"));
+    }
   }
   auto status = ValidateConfig(c, file);
   if (!status.ok()) return status;
+  if (llama3.has_value())
+    c.rope_freq_divisors = Llama3FreqDivisors(c.rope_theta, c.head_dim(), (*llama3)[0], (*llama3)[1], (*llama3)[2],
+                                              (*llama3)[3]);
   return c;
 }
 
@@ -159,6 +177,9 @@ absl::Status SaveHfCheckpoint(const Checkpoint& ckpt, const std::string& dir) {
       {"torch_dtype", "float32"},
   };
   if (c.rope_scaling != 1.0) j["rope_scaling"] = {{"type", "linear"}, {"factor", c.rope_scaling}};
+  if (!c.rope_freq_divisors.empty())
+    return absl::UnimplementedError("models with per-frequency RoPE scaling (llama3, GGUF rope_freqs) are not "
+                                    "written as Hugging Face directories; write GGUF (--quantize f32)");
   std::ofstream out(fs::path(dir) / "config.json");
   out << j.dump(2) << "\n";
   if (!out) return absl::DataLossError(absl::StrCat("failed writing ", dir, "/config.json"));

@@ -15,6 +15,13 @@ bool UseSmallBatchKernel(const at::Tensor& x, const at::Tensor& w) {
          x.is_contiguous() && w.is_contiguous() && x.scalar_type() == at::kFloat;
 }
 
+// Packed weights on CPU: the quant kernels handle every row count (matrix-vector, small batch,
+// GEMM). Not while autograd records: the kernels have no backward, the dequantized copy does.
+bool UsePackedKernel(const at::Tensor& x, const Weight& w) {
+  return x.is_cpu() && w.data.is_cpu() && x.is_contiguous() && x.scalar_type() == at::kFloat &&
+         !(at::GradMode::is_enabled() && x.requires_grad());
+}
+
 }  // namespace
 
 // The residual stream is kept as [rows, dim] (rows = batch x tokens) so projections are a single
@@ -52,6 +59,25 @@ void AddLinear_(at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
   } else {
     x.addmm_(y, w.t());
   }
+}
+
+at::Tensor Linear(const at::Tensor& x, const Weight& w) {
+  if (!w.packed()) return Linear(x, w.data);
+  if (!UsePackedKernel(x, w)) return Linear(x, Dequantize(w));
+  auto y = at::empty({x.size(0), w.rows()}, x.options());
+  quant::Matmul(w.type, w.data.data_ptr<uint8_t>(), w.rows(), w.cols, x.data_ptr<float>(), x.size(0),
+                y.data_ptr<float>(), /*accumulate=*/false);
+  return y;
+}
+
+void AddLinear_(at::Tensor& x, const at::Tensor& y, const Weight& w) {
+  if (!w.packed()) return AddLinear_(x, y, w.data);
+  if (!UsePackedKernel(y, w) || !x.is_contiguous() ||
+      (at::GradMode::is_enabled() && x.requires_grad())) {
+    return AddLinear_(x, y, Dequantize(w));
+  }
+  quant::Matmul(w.type, w.data.data_ptr<uint8_t>(), w.rows(), w.cols, y.data_ptr<float>(), y.size(0),
+                x.data_ptr<float>(), /*accumulate=*/true);
 }
 
 }  // namespace stave

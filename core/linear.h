@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "core/weight.h"
+
 namespace stave {
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
@@ -14,5 +16,10 @@ at::Tensor Linear(const at::Tensor& x, const at::Tensor& w);
 // x += y W^T, in place (the residual connection fused into the projection); out of place while
 // autograd records.
 void AddLinear_(at::Tensor& x, const at::Tensor& y, const at::Tensor& w);
+
+// The same for weights of any storage type: packed ones run the core/quant kernels on CPU (no
+// fp32 copy of the weights), and are dequantized per call elsewhere or while autograd records.
+at::Tensor Linear(const at::Tensor& x, const Weight& w);
+void AddLinear_(at::Tensor& x, const at::Tensor& y, const Weight& w);
 
 }  // namespace stave

@@ -142,4 +142,20 @@ std::string Llama2cTokenizer::DecodeToken(int prev_token, int token) const {
   return piece.substr(start);
 }
 
+// llama2.c's export wrote SentencePiece pieces with U+2581 turned into spaces; ids 0-2 are
+// <unk>, <s>, </s> and 3-258 the byte tokens <0x00>..<0xFF> (as llama.cpp's converter assumes).
+std::vector<VocabularyEntry> Llama2cTokenizer::SentencePieceVocabulary() const {
+  std::vector<VocabularyEntry> out;
+  for (size_t id = 0; id < pieces_.size(); ++id) {
+    std::string piece;
+    for (char c : pieces_[id]) piece += c == ' ' ? std::string("\xe2\x96\x81") : std::string(1, c);
+    int type = id == 0 ? VocabularyEntry::kUnknown
+               : id <= 2 ? VocabularyEntry::kControl
+               : id <= 258 ? VocabularyEntry::kByte
+                           : VocabularyEntry::kNormal;
+    out.push_back({std::move(piece), scores_[id], type});
+  }
+  return out;
+}
+
 }  // namespace stave

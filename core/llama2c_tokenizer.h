@@ -19,6 +19,7 @@ class Llama2cTokenizer : public Tokenizer {
   std::vector<int> Encode(std::string_view text, bool add_bos) const override;
   std::string DecodeToken(int prev_token, int token) const override;
   int vocab_size() const override { return static_cast<int>(pieces_.size()); }
+  std::vector<VocabularyEntry> SentencePieceVocabulary() const override;
 
  private:
   int Lookup(const std::string& piece) const;

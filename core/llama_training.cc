@@ -199,7 +199,8 @@ at::Tensor TrainingForward(const std::map<std::string, at::Tensor>& p, const Mod
   const int64_t nh = c.n_heads, nkv = c.n_kv_heads;
   // Built per call, for the T positions used: T x head_dim angles are negligible next to the
   // matmuls, and nothing cached can go stale when the shape changes.
-  const RopeTable rope = MakeRopeTable(c.rope_theta, static_cast<int>(hd), static_cast<int>(T), c.rope_scaling);
+  const RopeTable rope = MakeRopeTable(c.rope_theta, static_cast<int>(hd), static_cast<int>(T), c.rope_scaling,
+                                       c.rope_freq_divisors);
   auto cos = rope.cos.view({1, T, 1, hd});
   auto sin = rope.sin_signed.view({1, T, 1, hd});
   auto future = torch::ones({T, T}, torch::kBool).triu(1);

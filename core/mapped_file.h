@@ -20,6 +20,10 @@ class MappedFile {
   const unsigned char* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the mapping's resident pages (they are clean file pages; what is used again faults back
+  // in from the page cache). After a loader copied what it reorders, the copies' sources stop
+  // counting in the process's RSS.
+  void DropResidentPages() const;
 
  private:
   MappedFile(std::string path, const unsigned char* data, size_t size)

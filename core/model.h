@@ -46,7 +46,10 @@ class Model {
   std::unique_ptr<RopeTable> rope_;
 };
 
-// Loads a checkpoint in either format (directory = Hugging Face, file = llama2.c).
+// tokenizer.model or tokenizer.bin in the model's directory (or next to its file); "" if none.
+std::string FindTokenizerNextTo(const std::string& model_path);
+
+// Loads a checkpoint in any format (directory = Hugging Face, file = llama2.c).
 absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& model_path);
 
 }  // namespace stave

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace stave {
 
@@ -18,6 +19,11 @@ struct ModelConfig {
   int max_seq_len = 0;  // context length
   double rope_theta = 10000.0;
   double rope_scaling = 1.0;  // linear position interpolation: positions are divided by this
+  // Per-frequency divisors of RoPE's inverse frequencies, [head_dim / 2] (empty = none): Llama
+  // 3.1's rope_scaling type "llama3" (computed from config.json at load) or a GGUF file's
+  // rope_freqs tensor. Position methods that run other bases divide their frequencies by the
+  // same divisors.
+  std::vector<float> rope_freq_divisors;
   double norm_eps = 1e-5;
   bool tied_embeddings = true;
   int bos_id = 1;

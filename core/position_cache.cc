@@ -50,7 +50,8 @@ std::shared_ptr<const RopeTable> StackRopeTables(const ModelConfig& config, cons
   c10::InferenceMode not_inference(false);
   std::vector<at::Tensor> cos, sin, sin_signed;
   for (double base : bases) {
-    auto t = MakeRopeTable(base, config.head_dim(), config.max_seq_len, config.rope_scaling);
+    auto t = MakeRopeTable(base, config.head_dim(), config.max_seq_len, config.rope_scaling,
+                           config.rope_freq_divisors);
     cos.push_back(t.cos);
     sin.push_back(t.sin);
     sin_signed.push_back(t.sin_signed);

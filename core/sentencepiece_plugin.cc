@@ -24,6 +24,7 @@ class SentencePieceImpl : public SentencePieceShim {
   bool is_unknown(int id) const override { return sp_.IsUnknown(id); }
   bool is_byte(int id) const override { return sp_.IsByte(id); }
   std::string id_to_piece(int id) const override { return sp_.IdToPiece(id); }
+  float score(int id) const override { return sp_.GetScore(id); }
 
  private:
   sentencepiece::SentencePieceProcessor sp_;

@@ -29,6 +29,7 @@ class SentencePieceShim {
   virtual bool is_unknown(int id) const = 0;
   virtual bool is_byte(int id) const = 0;
   virtual std::string id_to_piece(int id) const = 0;
+  virtual float score(int id) const = 0;
 };
 
 // Trains a SentencePiece model with libsentencepiece's trainer. `args` is its command-line form

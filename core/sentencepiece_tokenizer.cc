@@ -44,4 +44,16 @@ std::string SentencePieceTokenizer::DecodeToken(int prev_token, int token) const
 int SentencePieceTokenizer::vocab_size() const { return sp_->piece_size(); }
 int SentencePieceTokenizer::bos_id() const { return sp_->bos_id(); }
 
+std::vector<VocabularyEntry> SentencePieceTokenizer::SentencePieceVocabulary() const {
+  std::vector<VocabularyEntry> out;
+  for (int id = 0; id < sp_->piece_size(); ++id) {
+    int type = sp_->is_unknown(id) ? VocabularyEntry::kUnknown
+               : sp_->is_control(id) ? VocabularyEntry::kControl
+               : sp_->is_byte(id)    ? VocabularyEntry::kByte
+                                     : VocabularyEntry::kNormal;
+    out.push_back({sp_->id_to_piece(id), sp_->score(id), type});
+  }
+  return out;
+}
+
 }  // namespace stave

@@ -19,6 +19,7 @@ class SentencePieceTokenizer : public Tokenizer {
   std::string DecodeToken(int prev_token, int token) const override;
   int vocab_size() const override;
   int bos_id() const override;
+  std::vector<VocabularyEntry> SentencePieceVocabulary() const override;
 
  private:
   explicit SentencePieceTokenizer(std::unique_ptr<SentencePieceShim> sp);

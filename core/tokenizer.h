@@ -12,6 +12,15 @@
 
 namespace stave {
 
+// One entry of a SentencePiece-style vocabulary as GGUF stores it (tokenizer.ggml.tokens /
+// scores / token_type): spaces as U+2581, byte tokens as <0xXX>.
+struct VocabularyEntry {
+  enum Type { kNormal = 1, kUnknown = 2, kControl = 3, kByte = 6 };
+  std::string piece;
+  float score = 0;
+  int type = kNormal;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -23,6 +32,9 @@ class Tokenizer {
   virtual std::string DecodeToken(int prev_token, int token) const = 0;
   virtual int vocab_size() const = 0;
   virtual int bos_id() const { return 1; }
+  // The vocabulary for writing it into a GGUF file (`stave convert --quantize`); empty when this
+  // tokenizer is not SentencePiece-style.
+  virtual std::vector<VocabularyEntry> SentencePieceVocabulary() const { return {}; }
   // The end-of-sequence token a model stops on (GGUF's tokenizer.ggml.eos_token_id; 2 for the
   // llama2.c and SentencePiece vocabularies, which keep Llama's layout).
   virtual int eos_id() const { return 2; }

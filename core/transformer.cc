@@ -9,20 +9,37 @@
 
 namespace stave {
 
+namespace {
+
+// Row-stacks projections into one (q/k/v, gate/up). Packed rows are independent blocks, so
+// stacking the byte rows is exact; parts of different storage types (mixed quantizations) are
+// stacked in fp32.
+Weight Fuse(const std::vector<Weight>& parts) {
+  bool same = true;
+  for (const Weight& p : parts) same = same && p.type == parts[0].type;
+  std::vector<at::Tensor> data;
+  for (const Weight& p : parts) data.push_back(same ? p.data : Dequantize(p));
+  if (same) return Weight{torch::cat(data), parts[0].type, parts[0].cols};
+  return Weight::Dense(torch::cat(data));
+}
+
+}  // namespace
+
 Transformer::Transformer(const Checkpoint& ckpt) : config_(ckpt.config) {
-  auto get = [&](const std::string& name) { return ckpt.tensors.at(name).contiguous(); };
-  embed_ = get("model.embed_tokens.weight");
-  final_norm_ = get("model.norm.weight");
-  classifier_ = config_.tied_embeddings ? embed_ : get("lm_head.weight");
+  auto norm = [&](const std::string& name) { return ckpt.tensors.at(name).contiguous(); };
+  auto weight = [&](const std::string& name) { return CheckpointWeight(ckpt, name); };
+  embed_ = weight("model.embed_tokens.weight");
+  final_norm_ = norm("model.norm.weight");
+  classifier_ = config_.tied_embeddings ? embed_ : weight("lm_head.weight");
   for (int l = 0; l < config_.n_layers; ++l) {
-    auto layer = [&](const char* suffix) { return get(LayerTensorName(l, suffix)); };
+    auto layer = [&](const char* suffix) { return weight(LayerTensorName(l, suffix)); };
     layers_.push_back(LayerWeights{
-        layer("input_layernorm.weight"),
-        torch::cat({layer("self_attn.q_proj.weight"), layer("self_attn.k_proj.weight"),
-                    layer("self_attn.v_proj.weight")}),
+        norm(LayerTensorName(l, "input_layernorm.weight")),
+        Fuse({layer("self_attn.q_proj.weight"), layer("self_attn.k_proj.weight"),
+              layer("self_attn.v_proj.weight")}),
         layer("self_attn.o_proj.weight"),
-        layer("post_attention_layernorm.weight"),
-        torch::cat({layer("mlp.gate_proj.weight"), layer("mlp.up_proj.weight")}),
+        norm(LayerTensorName(l, "post_attention_layernorm.weight")),
+        Fuse({layer("mlp.gate_proj.weight"), layer("mlp.up_proj.weight")}),
         layer("mlp.down_proj.weight"),
     });
   }
@@ -128,7 +145,7 @@ at::Tensor Transformer::Forward(const at::Tensor& tokens, KvCache& cache,
   };
   const auto cos = rows(rope.cos), sin_signed = rows(rope.sin_signed);
 
-  auto x = embed_.index_select(0, tokens.reshape(-1));  // [B T, dim]
+  auto x = EmbeddingRows(embed_, tokens.reshape(-1));  // [B T, dim]
   for (int l = 0; l < config_.n_layers; ++l) {
     const LayerWeights& w = layers_[l];
     auto h = RmsNorm(x, w.attn_norm, config_.norm_eps);

@@ -1,6 +1,6 @@
 // The Llama forward pass: RMSNorm, RoPE (rotate-half), grouped-query causal attention over a KV
 // cache, SwiGLU MLP, tied or separate classifier. fp32 throughout, device-agnostic (tensors stay
-// on the device the weights are on).
+// on the device the weights are on); weights fp32 or packed (F16, BF16, Q8_0, Q4_0: weight.h).
 #pragma once
 
 #include <vector>
@@ -12,18 +12,20 @@
 #include "core/kv_pool.h"
 #include "core/moice_router.h"
 #include "core/rope.h"
+#include "core/weight.h"
 
 namespace stave {
 
 // Working layout: q/k/v and gate/up projections fused, so a decode step runs one matrix-vector
 // product for each instead of three and two.
+// Projections keep the checkpoint's storage type (fp32 or packed, weight.h); norms are fp32.
 struct LayerWeights {
   at::Tensor attn_norm;  // [dim]
-  at::Tensor wqkv;       // [(heads + 2 kv_heads) * head_dim, dim]
-  at::Tensor wo;         // [dim, heads * head_dim]
+  Weight wqkv;           // [(heads + 2 kv_heads) * head_dim, dim]
+  Weight wo;             // [dim, heads * head_dim]
   at::Tensor ffn_norm;   // [dim]
-  at::Tensor w13;        // [2 hidden, dim]: gate rows, then up rows
-  at::Tensor w2;         // [dim, hidden]
+  Weight w13;            // [2 hidden, dim]: gate rows, then up rows
+  Weight w2;             // [dim, hidden]
 };
 
 // One sequence's part of a batched serving step: `tokens` fed at positions kv->length .. (a
@@ -92,9 +94,9 @@ class Transformer {
                        KvCache& cache, const at::Tensor& cos, const at::Tensor& sin_signed) const;
 
   ModelConfig config_;
-  at::Tensor embed_;       // [V, dim]
+  Weight embed_;           // [V, dim]
   at::Tensor final_norm_;  // [dim]
-  at::Tensor classifier_;  // [V, dim], the embedding itself when tied
+  Weight classifier_;      // [V, dim], the embedding itself when tied
   std::vector<LayerWeights> layers_;
 };
 

@@ -113,6 +113,45 @@ TEST(HfCheckpoint, ShardedBf16GqaUntiedWithLinearScalingLoads) {
   EXPECT_EQ(AllLogits(*fp32, {1, 5, 9}).sizes(), (std::vector<int64_t>{1, 3, 64}));
 }
 
+// Llama 3.1's rope_scaling (type "llama3"): divisors of the inverse frequencies as transformers'
+// _compute_llama3_parameters gives them for Llama-3.1-8B (values computed with its formula).
+TEST(HfCheckpoint, Llama3RopeScalingDividesLongWavelengths) {
+  auto d = Llama3FreqDivisors(500000, 128, 8, 1, 4, 8192);
+  ASSERT_EQ(d.size(), 64u);
+  EXPECT_FLOAT_EQ(d[0], 1.0f);
+  EXPECT_FLOAT_EQ(d[28], 1.0f);
+  EXPECT_NEAR(d[29], 1.207484, 1e-5);
+  EXPECT_NEAR(d[32], 2.69453, 1e-5);
+  EXPECT_NEAR(d[34], 5.257327, 1e-5);
+  EXPECT_FLOAT_EQ(d[63], 8.0f);
+  // A config.json with it loads, and the model's table uses the divided frequencies.
+  auto ckpt = RandomCheckpoint(SmallConfig(), 7);
+  testing::TempDir dir;
+  ASSERT_TRUE(SaveHfCheckpoint(ckpt, dir.path()).ok());
+  std::ifstream in(dir / "config.json");
+  auto config = nlohmann::json::parse(in);
+  in.close();
+  config["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}};
+  std::ofstream(dir / "config.json") << config.dump();
+  auto loaded = LoadHfCheckpoint(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const auto& divisors = loaded->config.rope_freq_divisors;
+  ASSERT_EQ(static_cast<int>(divisors.size()), loaded->config.head_dim() / 2);
+  EXPECT_FLOAT_EQ(divisors.front(), 1.0f);
+  EXPECT_FLOAT_EQ(divisors.back(), 8.0f);
+  auto scaled = MakeRopeTable(loaded->config.rope_theta, loaded->config.head_dim(), 4, 1.0, divisors);
+  auto plain = MakeRopeTable(loaded->config.rope_theta, loaded->config.head_dim(), 4);
+  const int last = loaded->config.head_dim() / 2 - 1;
+  EXPECT_NEAR(std::acos(scaled.cos[1][last].item<float>()), std::acos(plain.cos[1][last].item<float>()) / 8, 1e-6);
+  EXPECT_FLOAT_EQ(scaled.cos[3][0].item<float>(), plain.cos[3][0].item<float>());
+  // An unknown type is refused by name.
+  config["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  std::ofstream(dir / "config.json") << config.dump();
+  EXPECT_THAT(std::string(LoadHfCheckpoint(dir.path()).status().message()),
+              ::testing::HasSubstr("rope_scaling type 'yarn' is not supported (supported: linear, llama3)"));
+}
+
 TEST(CorruptFiles, TruncatedLlama2cCheckpointNamesTensor) {
   // A valid tiny llama2.c file written by hand, then cut short.
   const int32_t header[7] = {8, 16, 1, 2, 2, 32, 8};

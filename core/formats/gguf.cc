@@ -1,6 +1,7 @@
 #include "core/formats/gguf.h"
 
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <unordered_set>
 
@@ -148,6 +149,12 @@ int BlockBytes(TensorType type) {
   return 0;
 }
 
+bool HasGgufMagic(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char magic[4] = {};
+  return f.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
 int64_t TensorInfo::elements() const {
   int64_t n = 1;
   for (int64_t d : dims) n *= d;
@@ -158,7 +165,9 @@ absl::StatusOr<std::unique_ptr<File>> File::Open(const std::string& path) {
   auto mapped = MappedFile::Open(path);
   if (!mapped.ok()) return mapped.status();
   const MappedFile& m = **mapped;
-  return Parse(m.data(), m.size(), path, *mapped);
+  auto file = Parse(m.data(), m.size(), path, *mapped);
+  if (file.ok()) (*file)->mapped_ = *mapped;
+  return file;
 }
 
 absl::StatusOr<std::unique_ptr<File>> File::Parse(const unsigned char* data, size_t size,

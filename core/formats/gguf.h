@@ -35,6 +35,9 @@ std::string TensorTypeName(TensorType type);
 int BlockElements(TensorType type);
 int BlockBytes(TensorType type);
 
+// True when the file at `path` starts with the GGUF magic (false when unreadable).
+bool HasGgufMagic(const std::string& path);
+
 struct TensorInfo {
   std::string name;
   // ggml order: dims[0] is the contiguous one (a [rows, cols] matrix has dims {cols, rows}).
@@ -90,6 +93,10 @@ class File {
 
   // Keeps the mapped bytes alive (tensors that outlive the File hold this).
   std::shared_ptr<const void> keep_alive() const { return keep_alive_; }
+  // Opened from a file: drops its resident pages (MappedFile::DropResidentPages); else nothing.
+  void DropResidentPages() const {
+    if (mapped_ != nullptr) mapped_->DropResidentPages();
+  }
 
  private:
   File() = default;
@@ -99,6 +106,7 @@ class File {
   std::vector<std::pair<std::string, Value>> metadata_;
   std::vector<TensorInfo> tensors_;
   std::shared_ptr<const void> keep_alive_;
+  std::shared_ptr<const MappedFile> mapped_;  // set by Open
   const unsigned char* bytes_ = nullptr;  // the whole file
   size_t size_ = 0;
 };
