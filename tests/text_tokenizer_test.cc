@@ -556,6 +556,36 @@ TEST(GgufTokenizer, TinySpmMergesByScoreWithByteFallback) {
   (void)kA;
 }
 
+// The vocabulary a SentencePiece-style GGUF tokenizer hands out (for `stave convert`) written
+// back as GGUF metadata gives a tokenizer that encodes the same.
+TEST(GgufTokenizer, SentencePieceVocabularyRoundTrips) {
+  Built b = FromWriter(TinySpm());
+  ASSERT_TRUE(b.tok.ok()) << b.tok.status();
+  const auto entries = (*b.tok)->SentencePieceVocabulary();
+  ASSERT_EQ(static_cast<int>(entries.size()), (*b.tok)->vocab_size());
+  EXPECT_EQ(entries[3].piece, "<0x00>");
+  EXPECT_EQ(entries[3].type, VocabularyEntry::kByte);
+  EXPECT_EQ(entries[266].type, 4);  // user-defined <U>
+  EXPECT_EQ(entries[265].score, -0.5f);
+  gguf::Writer w;
+  w.SetString("tokenizer.ggml.model", "llama");
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+  for (const auto& e : entries) {
+    pieces.push_back(e.piece);
+    scores.push_back(e.score);
+    types.push_back(e.type);
+  }
+  w.SetStringArray("tokenizer.ggml.tokens", pieces);
+  w.SetFloat32Array("tokenizer.ggml.scores", scores);
+  w.SetInt32Array("tokenizer.ggml.token_type", types);
+  Built again = FromWriter(w);
+  ASSERT_TRUE(again.tok.ok()) << again.tok.status();
+  for (const char* text : {"abb", "a<U>b \xc3\xa9", "  ab\n"})
+    EXPECT_EQ((*again.tok)->Encode(text, true), (*b.tok)->Encode(text, true)) << text;
+}
+
 TEST(GgufTokenizer, AddSpacePrefixFalse) {
   Built b = FromWriter(TinySpm([](const std::string& key, gguf::Writer& w) {
     if (key.empty()) w.SetBool("tokenizer.ggml.add_space_prefix", false);
@@ -595,6 +625,7 @@ TEST(GgufTokenizer, TinyBpe) {
   EXPECT_EQ(tok.Decode(tok.Encode("hello world\n\xff", false), -1), "hello world\n\xff");
   EXPECT_EQ(tok.eos_id(), 260);
   EXPECT_EQ(tok.DecodeToken(0, 260), "");  // control
+  EXPECT_TRUE(tok.SentencePieceVocabulary().empty());  // not SentencePiece-style
 }
 
 TEST(GgufTokenizer, MalformedMetadataIsAnError) {

@@ -171,4 +171,12 @@ std::string SpmVocabTokenizer::DecodeToken(int prev_token, int token) const {
   return piece;
 }
 
+std::vector<VocabularyEntry> SpmVocabTokenizer::SentencePieceVocabulary() const {
+  std::vector<VocabularyEntry> out;
+  out.reserve(vocab_.size());
+  for (int id = 0; id < vocab_.size(); ++id)
+    out.push_back({vocab_.text(id), vocab_.score(id), static_cast<int>(vocab_.type(id))});
+  return out;
+}
+
 }  // namespace stave::text

@@ -40,6 +40,8 @@ class SpmVocabTokenizer : public Tokenizer {
   int vocab_size() const override { return vocab_.size(); }
   int bos_id() const override { return options_.bos_id; }
   int eos_id() const override { return options_.eos_id; }
+  // Pieces, scores and token types as GGUF stores them (so `stave convert` can write them back).
+  std::vector<VocabularyEntry> SentencePieceVocabulary() const override;
 
   const Vocab& vocab() const { return vocab_; }
 
