@@ -11,6 +11,8 @@
 #include <functional>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/formats/gguf.h"
@@ -39,6 +41,11 @@ std::string ReadAll(const std::string& path) {
 void WriteAll(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
+}
+
+// A directory of this process's own (test binaries of several worktrees may run at once).
+std::string UniqueTempDir(const std::string& name) {
+  return ::testing::TempDir() + "stave_text_" + std::to_string(::getpid()) + "_" + name;
 }
 
 // Status message contains `part`.
@@ -287,8 +294,8 @@ class HfFromGpt2 : public ::testing::Test {
     ASSERT_TRUE(file.ok()) << file.status();
     tokens_ = *(*file)->GetStringArray("tokenizer.ggml.tokens");
     merges_ = *(*file)->GetStringArray("tokenizer.ggml.merges");
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("stave_hf_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = std::filesystem::path(UniqueTempDir(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -460,7 +467,7 @@ TEST(HfTokenizerJson, TinyIgnoreMergesAndAddedTokens) {
     "model": {"type": "BPE", "ignore_merges": true, "merges": [["h", "e"], ["\u0120", "w"]]}
   })");
   root["model"]["vocab"] = vocab;
-  const std::string dir = ::testing::TempDir() + "/stave_hf_tiny";
+  const std::string dir = UniqueTempDir("tiny");
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/tokenizer.json";
   WriteAll(path, root.dump());
