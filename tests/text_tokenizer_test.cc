@@ -745,7 +745,7 @@ std::vector<std::string> Pieces(const text::PreTokenizer& pre, std::string_view 
   return out;
 }
 
-TEST(PreTokenizer, GppRegexes) {
+TEST(PreTokenizer, Gpt2Llama3AndAnchors) {
   auto gpt2 = text::PreTokenizer::Create({{text::kGpt2Regex, false}}, "test");
   ASSERT_TRUE(gpt2.ok()) << gpt2.status();
   EXPECT_EQ(Pieces(*gpt2, "Hello, y'all!  How are you 123?"),
