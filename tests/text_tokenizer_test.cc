@@ -11,6 +11,8 @@
 #include <functional>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/formats/gguf.h"
@@ -39,6 +41,11 @@ std::string ReadAll(const std::string& path) {
 void WriteAll(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
+}
+
+// A directory of this process's own (test binaries of several worktrees may run at once).
+std::string UniqueTempDir(const std::string& name) {
+  return ::testing::TempDir() + "stave_text_" + std::to_string(::getpid()) + "_" + name;
 }
 
 // Status message contains `part`.
@@ -227,6 +234,53 @@ TEST(GgufTokenizer, LongRepeatedInputs) {
   }
 }
 
+// Random text from an alphabet of troublemakers (spaces, newlines, tabs, contractions, digits,
+// multi-byte and 4-byte code points, U+0085, special-token texts, ill-formed bytes): every id is in
+// the vocabulary, byte-level BPE always decodes back exactly, and the SentencePiece vocabulary does
+// for well-formed UTF-8 (byte fallback covers every byte) without U+2581, which SentencePiece
+// itself writes for a space and so decodes as one.
+TEST(GgufTokenizer, RandomTextRoundTrips) {
+  SKIP_UNLESS_SHARED("models/vocab/ggml-vocab-gpt-2.gguf");
+  auto gpt2 = FromGgufPath(testing::SharedPath("models/vocab/ggml-vocab-gpt-2.gguf"));
+  auto llama = FromGgufPath(testing::SharedPath("models/vocab/ggml-vocab-llama-spm.gguf"));
+  auto phi3 = FromGgufPath(testing::SharedPath("models/vocab/ggml-vocab-phi-3.gguf"));
+  ASSERT_NE(gpt2, nullptr);
+  ASSERT_NE(llama, nullptr);
+  ASSERT_NE(phi3, nullptr);
+  const std::vector<std::string> valid = {
+      " ", "  ", "\n", "\r\n", "\t", "a", "Z", "'s", "'LL", "7", "123", ".", "!?", "\xc3\xa9",
+      "\xe4\xb8\x80", "\xf0\x9f\xa6\x99", "\xc2\x85", "\xe3\x80\x80", "\xe2\x96\x81",
+      "<s>", "</s>", "<|endoftext|>", "<0x0A>", "hello", " world"};
+  const std::vector<std::string> invalid = {"\xff", "\xc3", "\xe4\xb8", "\x80", "\xf0\x9f"};
+  uint64_t state = 88172645463325252ull;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    bool well_formed = true;
+    for (int n = next() % 24; n > 0; --n) {
+      if (next() % 8 == 0) {
+        text += invalid[next() % invalid.size()];
+        well_formed = false;
+      } else {
+        text += valid[next() % valid.size()];
+      }
+    }
+    const bool spm_lossless = well_formed && text.find("\xe2\x96\x81") == std::string::npos;
+    for (const Tokenizer* tok : {gpt2.get(), llama.get(), phi3.get()}) {
+      const std::vector<int> ids = tok->Encode(text, true);
+      for (int id : ids) ASSERT_TRUE(id >= 0 && id < tok->vocab_size()) << id;
+      if (tok == gpt2.get() || (tok == llama.get() && spm_lossless))
+        EXPECT_TRUE(tok->Decode(std::span<const int>(ids).subspan(1), ids[0]) == text)
+            << "vocab " << tok->vocab_size() << " round " << round << ": " << text << " -> " << Show(ids);
+    }
+  }
+}
+
 // tokenizer.json from the GPT-2 GGUF vocabulary: the HF loader encodes the vectors identically,
 // with merges in both forms and with the pre-tokenizer as Llama 3 / Qwen2 ship it (Split, then
 // ByteLevel without its own regex).
@@ -240,8 +294,8 @@ class HfFromGpt2 : public ::testing::Test {
     ASSERT_TRUE(file.ok()) << file.status();
     tokens_ = *(*file)->GetStringArray("tokenizer.ggml.tokens");
     merges_ = *(*file)->GetStringArray("tokenizer.ggml.merges");
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("stave_hf_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = std::filesystem::path(UniqueTempDir(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -356,11 +410,25 @@ TEST_F(HfFromGpt2, MalformedFilesAreErrors) {
        [](json& j) {
          j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
              {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"},
-             {"type": "ByteLevel"}]})");
+             {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]})");
        },
        "(unclosed"},
       {"normalizer", [](json& j) { j["normalizer"] = {{"type", "Lowercase"}}; }, "normalizer"},
       {"added id", [](json& j) { j["added_tokens"][0]["id"] = "x"; }, "added_tokens[0]"},
+      {"prefix space after split",
+       [](json& j) {
+         j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
+             {"type": "Digits", "individual_digits": true},
+             {"type": "ByteLevel", "add_prefix_space": true}]})");
+       },
+       "add_prefix_space"},
+      {"single_word", [](json& j) { j["added_tokens"][0]["single_word"] = true; }, "single_word"},
+      {"behavior", [](json& j) {
+         j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
+             {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext"},
+             {"type": "ByteLevel", "add_prefix_space": false}]})");
+       },
+       "behavior"},
   };
   for (const Case& c : cases) {
     json root = Base(false);
@@ -375,6 +443,48 @@ TEST_F(HfFromGpt2, MalformedFilesAreErrors) {
   EXPECT_TRUE(ErrorSays(LoadHfTokenizerJson(bad).status(), "bad.json"));
   EXPECT_TRUE(ErrorSays(LoadHfTokenizerJson((dir_ / "missing.json").string()).status(), "missing.json"));
   EXPECT_FALSE(LoadHfTokenizerJson(dir_.string()).ok());  // a directory
+}
+
+// A tiny tokenizer.json, no shared data: the 256-character alphabet plus "he", "hello" (reachable
+// by no merge) and "Ġworld"; Llama 3's Split regex (case-insensitive contractions); an added
+// special token and an added plain one that eats the whitespace around it.
+TEST(HfTokenizerJson, TinyIgnoreMergesAndAddedTokens) {
+  json vocab = json::object();
+  for (int b = 0; b < 256; ++b) vocab[text::ByteLevelChar(static_cast<uint8_t>(b))] = b;
+  vocab["he"] = 256;
+  vocab["hello"] = 257;
+  vocab["\xc4\xa0w"] = 258;
+  json root = json::parse(R"({
+    "added_tokens": [
+      {"id": 259, "content": "<|begin_of_text|>", "special": true},
+      {"id": 260, "content": "[SEP]", "special": false, "lstrip": true, "rstrip": true}],
+    "normalizer": null,
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+      {"type": "Split", "pattern": {"Regex":
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+       "behavior": "Isolated", "invert": false},
+      {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]},
+    "model": {"type": "BPE", "ignore_merges": true, "merges": [["h", "e"], ["\u0120", "w"]]}
+  })");
+  root["model"]["vocab"] = vocab;
+  const std::string dir = UniqueTempDir("tiny");
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/tokenizer.json";
+  WriteAll(path, root.dump());
+  auto tok = LoadHfTokenizerJson(path);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->vocab_size(), 261);
+  EXPECT_EQ((*tok)->bos_id(), 259);  // <|begin_of_text|>, by name: no post-processor, no config
+  // "hello" is a token: taken whole (ignore_merges) though no merge builds it; "hellO" is not.
+  EXPECT_EQ((*tok)->Encode("hello", true), (std::vector<int>{259, 257}));
+  EXPECT_EQ((*tok)->Encode("hellO", false), (std::vector<int>{256, 'l', 'l', 'O'}));
+  // "'S" splits off case-insensitively; [SEP] strips the spaces on both sides.
+  EXPECT_EQ((*tok)->Encode("it'S  [SEP]  world", false),
+            (std::vector<int>{'i', 't', '\'', 'S', 260, 'w', 'o', 'r', 'l', 'd'}));
+  EXPECT_EQ((*tok)->Encode("a world", false), (std::vector<int>{'a', 258, 'o', 'r', 'l', 'd'}));
+  EXPECT_EQ((*tok)->DecodeToken(259, 260), "[SEP]");  // plain added token: its text
+  EXPECT_EQ((*tok)->DecodeToken(259, 259), "");       // special: nothing
+  std::filesystem::remove_all(dir);
 }
 
 // --- GGUF metadata errors, on small files built with the writer ---
@@ -453,6 +563,36 @@ TEST(GgufTokenizer, TinySpmMergesByScoreWithByteFallback) {
   (void)kA;
 }
 
+// The vocabulary a SentencePiece-style GGUF tokenizer hands out (for `stave convert`) written
+// back as GGUF metadata gives a tokenizer that encodes the same.
+TEST(GgufTokenizer, SentencePieceVocabularyRoundTrips) {
+  Built b = FromWriter(TinySpm());
+  ASSERT_TRUE(b.tok.ok()) << b.tok.status();
+  const auto entries = (*b.tok)->SentencePieceVocabulary();
+  ASSERT_EQ(static_cast<int>(entries.size()), (*b.tok)->vocab_size());
+  EXPECT_EQ(entries[3].piece, "<0x00>");
+  EXPECT_EQ(entries[3].type, VocabularyEntry::kByte);
+  EXPECT_EQ(entries[266].type, 4);  // user-defined <U>
+  EXPECT_EQ(entries[265].score, -0.5f);
+  gguf::Writer w;
+  w.SetString("tokenizer.ggml.model", "llama");
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+  for (const auto& e : entries) {
+    pieces.push_back(e.piece);
+    scores.push_back(e.score);
+    types.push_back(e.type);
+  }
+  w.SetStringArray("tokenizer.ggml.tokens", pieces);
+  w.SetFloat32Array("tokenizer.ggml.scores", scores);
+  w.SetInt32Array("tokenizer.ggml.token_type", types);
+  Built again = FromWriter(w);
+  ASSERT_TRUE(again.tok.ok()) << again.tok.status();
+  for (const char* text : {"abb", "a<U>b \xc3\xa9", "  ab\n"})
+    EXPECT_EQ((*again.tok)->Encode(text, true), (*b.tok)->Encode(text, true)) << text;
+}
+
 TEST(GgufTokenizer, AddSpacePrefixFalse) {
   Built b = FromWriter(TinySpm([](const std::string& key, gguf::Writer& w) {
     if (key.empty()) w.SetBool("tokenizer.ggml.add_space_prefix", false);
@@ -492,6 +632,7 @@ TEST(GgufTokenizer, TinyBpe) {
   EXPECT_EQ(tok.Decode(tok.Encode("hello world\n\xff", false), -1), "hello world\n\xff");
   EXPECT_EQ(tok.eos_id(), 260);
   EXPECT_EQ(tok.DecodeToken(0, 260), "");  // control
+  EXPECT_TRUE(tok.SentencePieceVocabulary().empty());  // not SentencePiece-style
 }
 
 TEST(GgufTokenizer, MalformedMetadataIsAnError) {
@@ -571,6 +712,31 @@ TEST(GgufTokenizer, EveryKnownPreCompiles) {
   EXPECT_TRUE(none.tok.ok()) << none.tok.status();
 }
 
+// Long runs through every known regex list: no backtracking blow-up (a regex such as \s+$ or
+// \s*[\r\n]+ retried at every position of a long run would be quadratic), and nothing is lost.
+TEST(GgufTokenizer, EveryKnownPreOnLongRuns) {
+  const std::string spaces_then_digit = std::string(1 << 18, ' ') + "1";
+  const std::string mixed = [] {
+    std::string s;
+    while (s.size() < (1 << 18)) s += "hello  world 123\n\n x\t\t, \xe4\xb8\x80\xe4\xba\x8c ";
+    return s;
+  }();
+  for (const char* pre : {"default", "gpt-2", "llama3", "deepseek-llm", "deepseek-coder", "qwen2",
+                          "falcon", "starcoder", "bloom", "viking"}) {
+    Built b = FromWriter(TinyBpe(pre));
+    ASSERT_TRUE(b.tok.ok()) << pre << ": " << b.tok.status();
+    for (const std::string* text : {&spaces_then_digit, &mixed}) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::vector<int> ids = (*b.tok)->Encode(*text, false);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("[ long     ] pre %s: %zu bytes, %zu tokens in %.2f s\n", pre, text->size(),
+                  ids.size(), seconds);
+      EXPECT_TRUE((*b.tok)->Decode(ids, -1) == *text) << pre;
+    }
+  }
+}
+
 // --- engine pieces ---
 
 std::vector<std::string> Pieces(const text::PreTokenizer& pre, std::string_view s) {
@@ -579,7 +745,7 @@ std::vector<std::string> Pieces(const text::PreTokenizer& pre, std::string_view 
   return out;
 }
 
-TEST(PreTokenizer, GppRegexes) {
+TEST(PreTokenizer, Gpt2Llama3AndAnchors) {
   auto gpt2 = text::PreTokenizer::Create({{text::kGpt2Regex, false}}, "test");
   ASSERT_TRUE(gpt2.ok()) << gpt2.status();
   EXPECT_EQ(Pieces(*gpt2, "Hello, y'all!  How are you 123?"),

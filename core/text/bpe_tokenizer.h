@@ -1,7 +1,8 @@
 // Byte-level BPE tokenizer (GPT-2 family; llama.cpp's `gpt2` vocabularies and Hugging Face
 // tokenizer.json with a ByteLevel pre-tokenizer): verbatim tokens are split out first, each text
 // run is cut into words by the pre-tokenizer regexes, each word is mapped to the byte-level
-// alphabet and BPE-merged. Decoding maps the alphabet back to bytes.
+// alphabet and BPE-merged. Decoding maps the alphabet back to bytes. Encode and DecodeToken keep
+// no state: one tokenizer serves concurrent callers.
 #pragma once
 
 #include <memory>

@@ -35,7 +35,7 @@ class Loader {
   absl::Status LoadVocab(const json& model, const json& added);
   absl::Status LoadMerges(const json& model);
   absl::Status LoadNormalizer(const json& root);
-  absl::Status LoadPreTokenizer(const json& pre, absl::string_view field, bool last);
+  absl::Status LoadPreTokenizer(const json& pre, absl::string_view field);
   absl::Status FindBosEos(const json& root);
   absl::StatusOr<int> ConfigToken(const json& config, absl::string_view key, absl::string_view file);
 
@@ -159,7 +159,7 @@ absl::Status Loader::LoadNormalizer(const json& root) {
                                           "\" is not supported (byte-level BPE takes none or NFC)"));
 }
 
-absl::Status Loader::LoadPreTokenizer(const json& pre, absl::string_view field, bool last) {
+absl::Status Loader::LoadPreTokenizer(const json& pre, absl::string_view field) {
   if (!pre.is_object() || !pre.contains("type") || !pre["type"].is_string())
     return Error(field, "not an object with a \"type\"");
   const std::string type = pre["type"].get<std::string>();
@@ -170,8 +170,7 @@ absl::Status Loader::LoadPreTokenizer(const json& pre, absl::string_view field, 
       return Error(absl::StrCat(field, ".pretokenizers"), "missing or not an array");
     const json& list = pre["pretokenizers"];
     for (size_t i = 0; i < list.size(); ++i) {
-      absl::Status s = LoadPreTokenizer(list[i], absl::StrCat(field, ".pretokenizers[", i, "]"),
-                                        last && i + 1 == list.size());
+      absl::Status s = LoadPreTokenizer(list[i], absl::StrCat(field, ".pretokenizers[", i, "]"));
       if (!s.ok()) return s;
     }
     return absl::OkStatus();
@@ -181,6 +180,11 @@ absl::Status Loader::LoadPreTokenizer(const json& pre, absl::string_view field, 
     if (!add_prefix_space.ok()) return Error(absl::StrCat(field, ".add_prefix_space"), "not a boolean");
     auto use_regex = Bool(pre, "use_regex", true);
     if (!use_regex.ok()) return Error(absl::StrCat(field, ".use_regex"), "not a boolean");
+    // HF prepends the space to every piece earlier steps made; stave does it once per text run,
+    // which is the same only when ByteLevel comes first (GPT-2 style). Llama 3 and Qwen2 set false.
+    if (*add_prefix_space && !steps_.empty())
+      return Error(absl::StrCat(field, ".add_prefix_space"),
+                   "true after a Split/Digits step is not supported");
     options_.add_prefix_space = *add_prefix_space;
     if (*use_regex) steps_.push_back({text::kGpt2Regex, false});
     byte_level_ = true;
@@ -219,7 +223,6 @@ absl::Status Loader::LoadPreTokenizer(const json& pre, absl::string_view field, 
     steps_.push_back({*individual ? R"(\p{N})" : R"(\p{N}+)", false});
     return absl::OkStatus();
   }
-  (void)last;
   return Error(field, absl::StrCat("type \"", type,
                                    "\" is not supported (ByteLevel, Split, Digits, Sequence)"));
 }
@@ -342,7 +345,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Loader::Load() {
   if (!s.ok()) return s;
   if (!root.contains("pre_tokenizer") || root["pre_tokenizer"].is_null())
     return Error("pre_tokenizer", "missing; stave needs ByteLevel");
-  s = LoadPreTokenizer(root["pre_tokenizer"], "pre_tokenizer", true);
+  s = LoadPreTokenizer(root["pre_tokenizer"], "pre_tokenizer");
   if (!s.ok()) return s;
   if (!byte_level_) return Error("pre_tokenizer", "has no ByteLevel step");
   s = FindBosEos(root);

@@ -73,7 +73,7 @@ std::vector<int> SpmVocabTokenizer::Encode(std::string_view text, bool add_bos) 
       continue;
     }
     run.clear();
-    if (options_.add_space_prefix && after_special) run = " ";
+    if (options_.add_space_prefix && after_special) run.push_back(' ');
     run.append(f.text);
     EncodeRun(absl::StrReplaceAll(run, {{absl::string_view(" "), kSpace}}), &out);
     after_special = false;
@@ -169,6 +169,14 @@ std::string SpmVocabTokenizer::DecodeToken(int prev_token, int token) const {
       piece[0] == ' ')
     piece.erase(0, 1);
   return piece;
+}
+
+std::vector<VocabularyEntry> SpmVocabTokenizer::SentencePieceVocabulary() const {
+  std::vector<VocabularyEntry> out;
+  out.reserve(vocab_.size());
+  for (int id = 0; id < vocab_.size(); ++id)
+    out.push_back({vocab_.text(id), vocab_.score(id), static_cast<int>(vocab_.type(id))});
+  return out;
 }
 
 }  // namespace stave::text

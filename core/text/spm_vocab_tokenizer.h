@@ -3,7 +3,8 @@
 // a verbatim token (add_space_prefix), code points are merged pairwise by the score of the token
 // they form (highest first, leftmost among equals), and symbols that are no token become
 // <0xXX> byte tokens. User-defined tokens are matched verbatim in the text first; control
-// tokens are not parsed from text (a prompt cannot inject <s>).
+// tokens are not parsed from text (a prompt cannot inject <s>). Stateless after Create: one
+// tokenizer serves concurrent callers.
 #pragma once
 
 #include <memory>
@@ -39,6 +40,8 @@ class SpmVocabTokenizer : public Tokenizer {
   int vocab_size() const override { return vocab_.size(); }
   int bos_id() const override { return options_.bos_id; }
   int eos_id() const override { return options_.eos_id; }
+  // Pieces, scores and token types as GGUF stores them (so `stave convert` can write them back).
+  std::vector<VocabularyEntry> SentencePieceVocabulary() const override;
 
   const Vocab& vocab() const { return vocab_; }
 
