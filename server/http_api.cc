@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <ctime>
+#include <exception>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -301,12 +302,28 @@ void HttpApi::Routes() {
                                                 "GET /health)"));
     else if (res.status == 413)
       status = absl::InvalidArgumentError("the request body is over the server's limit (staved --http-max-body-mb)");
+    else if (res.status >= 500)
+      status = absl::InternalError(absl::StrCat("HTTP ", res.status, ": internal error"));
     else
       status = absl::InvalidArgumentError(absl::StrCat("HTTP ", res.status, ": the request could not be read"));
     const int http_status = res.status;
     res.set_content(Dump(ErrorJson(status)), "application/json");
     res.status = http_status;  // 413 stays 413 although its status code maps to 400
     metrics.HttpRequestFinished("unmatched", absl::StatusCodeToString(status.code()));
+  });
+
+  // The error boundary of a request thread: whatever a handler throws fails that request alone.
+  http.set_exception_handler([&metrics](const httplib::Request& req, httplib::Response& res, std::exception_ptr e) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+    spdlog::error("HTTP {} {} failed: {}", req.method, req.path, what);
+    SendError(res, absl::InternalError(absl::StrCat("internal error: ", what)));
+    metrics.HttpRequestFinished("unmatched", "INTERNAL");
   });
 
   for (const bool chat : {false, true}) {

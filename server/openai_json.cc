@@ -134,7 +134,7 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const std::string& body, bool c
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of double's range
     return absl::InvalidArgumentError(absl::StrCat("the request body is not valid JSON: ", e.what()));
   }
   if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
