@@ -59,8 +59,7 @@ absl::StatusOr<PreparedGeneration> PrepareGeneration(const ServerState& state, c
   if (r.prompt().empty()) return absl::InvalidArgumentError("prompt: must not be empty");
   auto status = CheckTextSize("prompt", r.prompt());
   if (!status.ok()) return status;
-  if (r.max_tokens() == 0 && options.default_max_tokens == 0)
-    return absl::InvalidArgumentError("max_tokens: must be >= 1");
+  if (r.has_max_tokens() && r.max_tokens() == 0) return absl::InvalidArgumentError("max_tokens: must be >= 1");
   if (r.stop_size() > kMaxStopStrings)
     return absl::InvalidArgumentError(
         absl::StrCat("stop: ", r.stop_size(), " stop strings, over the limit of ", kMaxStopStrings));
@@ -72,11 +71,11 @@ absl::StatusOr<PreparedGeneration> PrepareGeneration(const ServerState& state, c
   if (!position.ok()) return position.status();
   const Model& model = state.model;
   GenerationParams params;
-  params.sampling.temperature = r.temperature();
+  params.sampling.temperature = r.has_temperature() ? r.temperature() : kDefaultTemperature;
   // Beyond the vocabulary, top-k keeps every token: the same as no limit.
   params.sampling.top_k =
       r.top_k() >= static_cast<uint32_t>(model.config().vocab_size) ? 0 : static_cast<int>(r.top_k());
-  params.sampling.top_p = r.top_p() == 0.0f ? 1.0f : r.top_p();
+  params.sampling.top_p = !r.has_top_p() ? kDefaultTopP : r.top_p() == 0.0f ? 1.0f : r.top_p();
   params.stop.assign(r.stop().begin(), r.stop().end());
   params.stop.insert(params.stop.end(), options.implicit_stop.begin(), options.implicit_stop.end());
   params.position = position->config;
@@ -84,10 +83,10 @@ absl::StatusOr<PreparedGeneration> PrepareGeneration(const ServerState& state, c
   params.logprobs = options.logprobs;
   auto ids = model.tokenizer()->Encode(r.prompt(), /*add_bos=*/true);
   const int context = model.config().max_seq_len;
-  if (r.max_tokens() == 0) {
-    // The transport's default, within what the prompt leaves (Sequence::Create refuses a prompt
-    // that leaves nothing, with its own message).
-    params.max_tokens = std::max(1, std::min(options.default_max_tokens, context - static_cast<int>(ids.size())));
+  if (!r.has_max_tokens()) {
+    // The default, within what the prompt leaves (Sequence::Create refuses a prompt that leaves
+    // nothing, with its own message).
+    params.max_tokens = std::max(1, std::min(kDefaultMaxTokens, context - static_cast<int>(ids.size())));
   } else {
     params.max_tokens = static_cast<int>(std::min<uint32_t>(r.max_tokens(), 1u << 30));
     if (static_cast<int>(ids.size()) + params.max_tokens > context)

@@ -58,13 +58,16 @@ absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool 
 // The model's public name: its file or directory name, never where it lives on the server.
 std::string PublicModelName(const Model& model);
 
+// The defaults of a request that leaves a field unset, stated in stave.proto: the same for gRPC,
+// the HTTP API and `stave generate` (client/generate_command.cc).
+inline constexpr int kDefaultMaxTokens = 256;  // within the context the prompt leaves
+inline constexpr float kDefaultTemperature = 1.0f;
+inline constexpr float kDefaultTopP = 0.9f;
+
 // What a transport may add to a GenerateRequest beyond its fields.
 struct GenerationOptions {
   int n = 1;  // independent sequences of the same prompt; sequence i is seeded seed + i
   bool logprobs = false;  // fill Sequence::Step::logprob
-  // max_tokens 0 means this many, capped to the context the prompt leaves; 0 keeps
-  // max_tokens 0 an error (gRPC, where the field is required).
-  int default_max_tokens = 0;
   // Appended after the request's own stop strings are checked against the limits (a chat
   // template's end-of-turn marker): the server's, not the client's, so not counted.
   std::vector<std::string> implicit_stop;

@@ -141,9 +141,6 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const std::string& body, bool c
   OpenAiRequest out;
   out.chat = chat;
   stave::v1::GenerateRequest& r = out.request;
-  r.set_temperature(kHttpDefaultTemperature);
-  r.set_top_p(kHttpDefaultTopP);
-  out.options.default_max_tokens = kHttpDefaultMaxTokens;
 
   if (const json* v = Find(j, "model")) {
     if (!v->is_string()) return Expected("model", "a string");
@@ -166,7 +163,6 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const std::string& body, bool c
     if (v == nullptr) continue;
     auto n = Integer(*v, field);
     if (!n.ok()) return n.status();
-    // 0 is the gRPC API's "unset" and an error there: an explicit 0 here is the same error.
     if (*n < 1) return absl::InvalidArgumentError(absl::StrCat(field, ": must be >= 1"));
     r.set_max_tokens(static_cast<uint32_t>(std::min<int64_t>(*n, std::numeric_limits<uint32_t>::max())));
   }

@@ -17,12 +17,9 @@
 
 namespace stave::server {
 
-// Defaults of a request that leaves a field out: those of `stave generate`, so that the CLI and
-// the HTTP API answer the same request alike.
-inline constexpr float kHttpDefaultTemperature = 1.0f;
-inline constexpr float kHttpDefaultTopP = 0.9f;
-inline constexpr int kHttpDefaultMaxTokens = 256;  // capped to the context the prompt leaves
-inline constexpr int kMaxChoices = 8;              // n: bounded work per request
+// A field left out keeps the GenerateRequest default (generate_request.h: the same for gRPC,
+// HTTP and the CLI).
+inline constexpr int kMaxChoices = 8;  // n: bounded work per request
 
 struct OpenAiRequest {
   bool chat = false;

@@ -212,6 +212,21 @@ try:
     check(done and events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] == tokens,
           "stream_options.include_usage adds a last chunk with usage")
 
+    # Defaults agree: a request naming only prompt and seed samples the same text through HTTP,
+    # gRPC and `stave generate` in-process (max_tokens 256 within the context, temperature 1.0,
+    # top_p 0.9 everywhere).
+    status, http_default = s.request("POST", "/v1/completions", {"prompt": PROMPT, "seed": 7})
+    grpc_default = s.generate(M["GenerateRequest"](prompt=PROMPT, seed=7))
+    cli = subprocess.run([stave, "generate", f"--model={model}", f"--tokenizer={tokenizer}", "--prompt", PROMPT,
+                          "--seed", "7", "--json", "--no-echo"], capture_output=True, text=True, timeout=120)
+    cli_text = json.loads(cli.stdout)["text"] if cli.returncode == 0 else cli.stderr
+    check(status == 200 and http_default["choices"][0]["text"] == grpc_default[0] == cli_text
+          and http_default["usage"]["completion_tokens"] == grpc_default[1] > 30,
+          f"defaults agree: HTTP, gRPC and the CLI sample the same {grpc_default[1]} tokens for prompt + seed")
+    status, body = s.request("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 0})
+    check(is_error(status, body, 400) and body["error"]["message"] == grpc_message(s, prompt="Once", max_tokens=0),
+          "max_tokens 0 -> 400 with gRPC's message")
+
     # n and seeds: a seeded sampled request repeats; n choices, each its own seed.
     sampled = {"prompt": PROMPT, "max_tokens": 30, "temperature": 1.0, "seed": 42, "n": 3}
     _, a = s.request("POST", "/v1/completions", sampled)
