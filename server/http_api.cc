@@ -10,13 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/utf8.h"
 #include "server/completion_run.h"
 #include "server/openai_json.h"
+#include "server/sse_stream.h"
 
 namespace stave::server {
 
@@ -46,45 +45,7 @@ using Clock = std::chrono::steady_clock;
 constexpr char kCompletions[] = "/v1/completions";
 constexpr char kChat[] = "/v1/chat/completions";
 
-// Text handed to clients is valid UTF-8 already; the replace handler is a last guard so that a
-// stray byte can never turn into an exception on a server thread.
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-const char* ErrorType(int http_status) {
-  switch (http_status) {
-    case 400:
-    case 404:
-    case 413: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 429: return "rate_limit_error";
-    default: return "server_error";
-  }
-}
-
-// The request field an error names: messages start with it ("max_tokens: ...", "stave.bases: ...",
-// "temperature must be ...").
-json ParamOf(absl::string_view message) {
-  const size_t end = message.find_first_of(": ");
-  if (end == 0 || end == absl::string_view::npos || end > 64) return nullptr;
-  const absl::string_view word = message.substr(0, end);
-  for (char c : word)
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.' || c == '[' || c == ']'))
-      return nullptr;
-  if (message[end] == ' ' && word != "temperature" && word != "top_p" && word != "top_k") return nullptr;
-  return std::string(word);
-}
-
-json ErrorJson(const absl::Status& status, std::string_view code = "") {
-  const int http = HttpStatusFor(status.code());
-  return {{"error",
-           {{"message", std::string(status.message())},
-            {"type", ErrorType(http)},
-            {"param", ParamOf(status.message())},
-            {"code", code.empty() ? json(nullptr) : json(std::string(code))}}}};
-}
-
-void SendError(httplib::Response& res, const absl::Status& status, std::string_view code = "") {
+void SendError(httplib::Response& res, const absl::Status& status, absl::string_view code = "") {
   res.status = HttpStatusFor(status.code());
   res.set_content(Dump(ErrorJson(status, code)), "application/json");
 }
@@ -92,123 +53,6 @@ void SendError(httplib::Response& res, const absl::Status& status, std::string_v
 std::string AnswerId(bool chat) {
   static thread_local std::mt19937_64 engine{std::random_device{}()};
   return absl::StrFormat("%s-%016x%08x", chat ? "chatcmpl" : "cmpl", engine(), static_cast<uint32_t>(engine()));
-}
-
-// One choice's progress while its steps arrive: the text and tokens not yet sent (streaming) or
-// all of them (a whole answer).
-struct ChoiceState {
-  ChoiceResult pending;
-  int prev_token = 0;  // to decode the next token's piece for logprobs
-  uint32_t completion_tokens = 0;
-  bool first_sent = false, finished = false;
-};
-
-// Applies one engine step to its choice. A failed step or a cancellation is returned as a status.
-absl::Status Apply(const Model& model, bool logprobs, const Sequence::Step& step, ChoiceState& c) {
-  if (!step.status.ok()) return step.status;
-  if (step.finished && step.finish_reason == "cancelled")
-    return absl::UnavailableError("the request was cancelled: staved is shutting down");
-  if (step.token >= 0) {
-    ++c.completion_tokens;
-    ++c.pending.completion_tokens;
-    if (logprobs) {
-      c.pending.tokens.push_back(ToValidUtf8(model.tokenizer()->DecodeToken(c.prev_token, step.token)));
-      c.pending.logprobs.push_back(step.logprob);
-    }
-    c.prev_token = step.token;
-  }
-  c.pending.text += step.text;
-  if (step.finished) {
-    c.finished = true;
-    c.pending.finish_reason = OpenAiFinishReason(step.finish_reason);
-  }
-  return absl::OkStatus();
-}
-
-// A streamed answer: everything the content provider needs across its calls.
-struct Stream {
-  std::unique_ptr<CompletionRun> run;
-  const Model* model = nullptr;
-  Metrics* metrics = nullptr;
-  const std::atomic<bool>* stopping = nullptr;
-  std::atomic<int>* running = nullptr;
-  const char* route = "";
-  AnswerHeader header;
-  std::vector<ChoiceState> choices;
-  uint32_t prompt_tokens = 0;
-  uint64_t config_version = 0;
-  bool include_usage = false, counted = false;
-  Clock::time_point last_write = Clock::now();
-
-  void Count(absl::StatusCode code) {
-    if (counted) return;
-    counted = true;
-    metrics->HttpRequestFinished(route, absl::StatusCodeToString(code));
-  }
-  ~Stream() {
-    run.reset();  // cancels whatever is still running
-    --*running;
-  }
-};
-
-bool Send(httplib::DataSink& sink, const std::string& event) { return sink.write(event.data(), event.size()); }
-
-// One call of the chunked content provider: waits briefly for steps, writes them as events.
-// false ends the response: the client is gone (the run is cancelled) or a failure was reported.
-bool StreamSome(Stream& s, httplib::DataSink& sink) {
-  auto events = s.run->Wait(std::chrono::milliseconds(200));
-  if (events.empty()) {
-    if (s.stopping->load()) s.run->Cancel();  // staved is stopping: the run ends with "cancelled"
-    // A comment line now and then: the only way to notice a client that left while nothing is
-    // produced (a long prefill, a full queue); a write to a closed connection fails.
-    if (Clock::now() - s.last_write > std::chrono::seconds(1)) {
-      s.last_write = Clock::now();
-      if (!Send(sink, ": keep-alive\n\n")) {
-        s.run->Cancel();
-        s.Count(absl::StatusCode::kCancelled);
-        return false;
-      }
-    }
-    return true;
-  }
-  for (const auto& e : events) {
-    ChoiceState& c = s.choices[e.index];
-    absl::Status status = Apply(*s.model, s.header.logprobs, e.step, c);
-    std::string out;
-    if (!status.ok()) {
-      // The answer has begun (status 200 is sent): the failure goes as an error event.
-      s.run->Cancel();
-      s.Count(status.code());
-      Send(sink, absl::StrCat("data: ", Dump(ErrorJson(status)), "\n\n"));
-      sink.done();
-      return false;
-    }
-    // Held-back text (a possible stop string, a split character) makes steps without text; they
-    // are sent only when they carry tokens the client asked to see, or end the choice.
-    const bool worth = !c.pending.text.empty() || c.finished || !c.pending.tokens.empty() || !c.first_sent;
-    if (!worth) continue;
-    out = absl::StrCat("data: ", Dump(ChunkJson(s.header, e.index, c.pending, !c.first_sent)), "\n\n");
-    c.first_sent = true;
-    c.pending = ChoiceResult();
-    s.last_write = Clock::now();
-    if (!Send(sink, out)) {
-      s.run->Cancel();
-      s.Count(absl::StatusCode::kCancelled);
-      return false;
-    }
-  }
-  if (!s.run->done()) return true;
-  uint32_t completion_tokens = 0;
-  for (const auto& c : s.choices) completion_tokens += c.completion_tokens;
-  std::string tail;
-  if (s.include_usage)
-    tail = absl::StrCat("data: ", Dump(UsageChunkJson(s.header, s.prompt_tokens, completion_tokens, s.config_version)),
-                        "\n\n");
-  tail += "data: [DONE]\n\n";
-  const bool sent = Send(sink, tail);
-  s.Count(sent ? absl::StatusCode::kOk : absl::StatusCode::kCancelled);
-  if (sent) sink.done();
-  return sent;
 }
 
 }  // namespace
@@ -329,7 +173,7 @@ void HttpApi::Routes() {
   for (const bool chat : {false, true}) {
     http.Post(chat ? kChat : kCompletions, [this, chat, &metrics](const httplib::Request& req, httplib::Response& res) {
       const char* route = chat ? kChat : kCompletions;
-      auto fail = [&](const absl::Status& status, std::string_view code = "") {
+      auto fail = [&](const absl::Status& status, absl::string_view code = "") {
         spdlog::info("{} from {} refused: {}", route, req.remote_addr, status.ToString());
         metrics.HttpRequestFinished(route, absl::StatusCodeToString(status.code()));
         SendError(res, status, code);
@@ -364,7 +208,7 @@ void HttpApi::Routes() {
       ++running_;
 
       if (parsed->stream) {
-        auto stream = std::make_shared<Stream>();
+        auto stream = std::make_shared<SseStream>();
         stream->run = *std::move(run);
         stream->model = &state_.model;
         stream->metrics = &metrics;
@@ -378,7 +222,7 @@ void HttpApi::Routes() {
         stream->include_usage = parsed->include_usage;
         res.set_header("Cache-Control", "no-cache");
         res.set_chunked_content_provider(
-            "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return StreamSome(*stream, sink); },
+            "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return WriteEvents(*stream, sink); },
             // Called when the response ends, however it ends: a client gone before the first
             // event still cancels the run (and the last owner frees it).
             [stream](bool success) mutable {
@@ -398,7 +242,7 @@ void HttpApi::Routes() {
       absl::Status status;
       while (!(*run)->done()) {
         for (const auto& e : (*run)->Wait(std::chrono::milliseconds(200)))
-          if (status.ok()) status = Apply(state_.model, header.logprobs, e.step, choices[e.index]);
+          if (status.ok()) status = AddStep(state_.model, header.logprobs, e.step, choices[e.index]);
         if (!status.ok() || stopping_.load()) (*run)->Cancel();
       }
       if (!status.ok()) return fail(status);

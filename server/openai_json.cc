@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/utf8.h"
 
 namespace stave::server {
 namespace {
@@ -252,6 +253,67 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const std::string& body, bool c
     if (!status.ok()) return status;
   }
   return out;
+}
+
+namespace {
+
+const char* ErrorType(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kNotFound: return "invalid_request_error";
+    case absl::StatusCode::kUnauthenticated: return "authentication_error";
+    case absl::StatusCode::kPermissionDenied: return "permission_error";
+    case absl::StatusCode::kResourceExhausted: return "rate_limit_error";
+    default: return "server_error";
+  }
+}
+
+// The request field an error names: messages start with it ("max_tokens: ...", "stave.bases: ...",
+// "temperature must be ...").
+json ParamOf(absl::string_view message) {
+  const size_t end = message.find_first_of(": ");
+  if (end == 0 || end == absl::string_view::npos || end > 64) return nullptr;
+  const absl::string_view word = message.substr(0, end);
+  for (char c : word)
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.' || c == '[' || c == ']'))
+      return nullptr;
+  if (message[end] == ' ' && word != "temperature" && word != "top_p" && word != "top_k") return nullptr;
+  return std::string(word);
+}
+
+}  // namespace
+
+json ErrorJson(const absl::Status& status, absl::string_view code) {
+  return {{"error",
+           {{"message", std::string(status.message())},
+            {"type", ErrorType(status.code())},
+            {"param", ParamOf(status.message())},
+            {"code", code.empty() ? json(nullptr) : json(std::string(code))}}}};
+}
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+absl::Status AddStep(const Model& model, bool logprobs, const Sequence::Step& step, ChoiceState& c) {
+  if (!step.status.ok()) return step.status;
+  if (step.finished && step.finish_reason == "cancelled")
+    return absl::UnavailableError("the request was cancelled: staved is shutting down");
+  if (step.token >= 0) {
+    ++c.completion_tokens;
+    ++c.pending.completion_tokens;
+    if (logprobs) {
+      c.pending.tokens.push_back(ToValidUtf8(model.tokenizer()->DecodeToken(c.prev_token, step.token)));
+      c.pending.logprobs.push_back(step.logprob);
+    }
+    c.prev_token = step.token;
+  }
+  c.pending.text += step.text;
+  if (step.finished) {
+    c.finished = true;
+    c.pending.finish_reason = OpenAiFinishReason(step.finish_reason);
+  }
+  return absl::OkStatus();
 }
 
 std::string OpenAiFinishReason(const std::string& engine_reason) {

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "core/model.h"
+#include "core/sequence.h"
 #include "server/chat_template.h"
 #include "server/generate_request.h"
 #include "stave/v1/stave.pb.h"
@@ -53,6 +55,27 @@ struct AnswerHeader {
   bool chat = false;
   bool logprobs = false;
 };
+
+// A step's progress for one choice: what is not yet sent (streaming) or all of it (a whole
+// answer), and what the next token's piece is decoded after.
+struct ChoiceState {
+  ChoiceResult pending;
+  int prev_token = 0;  // the last prompt token, then the last generated one
+  uint32_t completion_tokens = 0;
+  bool first_sent = false, finished = false;
+};
+
+// Adds one engine step to its choice (with logprobs: the token's text and log-probability). A
+// failed step is returned as its status; a cancelled one (staved stopping) as UNAVAILABLE.
+absl::Status AddStep(const Model& model, bool logprobs, const Sequence::Step& step, ChoiceState& choice);
+
+// OpenAI's error object {"error": {message, type, param, code}}: the type follows the status
+// code, param is the request field the message starts with ("max_tokens: ..."), if any.
+nlohmann::json ErrorJson(const absl::Status& status, absl::string_view code = "");
+
+// JSON text for the wire. Answers hold valid UTF-8 already; invalid bytes would be replaced
+// rather than throw on a server thread.
+std::string Dump(const nlohmann::json& j);
 
 // The engine's finish reason in OpenAI's words.
 std::string OpenAiFinishReason(const std::string& engine_reason);
