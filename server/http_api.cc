@@ -179,6 +179,19 @@ void HttpApi::Routes() {
         SendError(res, status, code);
       };
       if (draining_.load()) return fail(absl::UnavailableError("staved is shutting down"));
+      // A completion holds its thread until it ends: one thread stays free for /health and
+      // /v1/models, which load balancers must reach even when every other thread streams.
+      struct Slot {
+        std::atomic<int>& running;
+        bool held = true;
+        ~Slot() {
+          if (held) --running;
+        }
+      } slot{running_};
+      if (running_.fetch_add(1) >= options_.threads - 1)
+        return fail(absl::ResourceExhaustedError(absl::StrCat(
+            "the HTTP API is answering ", options_.threads - 1, " completions, its limit (staved --http-threads ",
+            options_.threads, " less one kept for /health); retry later")));
       auto parsed = ParseOpenAiRequest(req.body, chat);
       if (!parsed.ok()) return fail(parsed.status());
       if (!parsed->model.empty() && parsed->model != model_name_)
@@ -205,7 +218,6 @@ void HttpApi::Routes() {
                           .model = model_name_, .chat = chat, .logprobs = parsed->options.logprobs};
       std::vector<ChoiceState> choices(static_cast<size_t>(parsed->options.n));
       for (auto& c : choices) c.prev_token = prepared->last_prompt_token;
-      ++running_;
 
       if (parsed->stream) {
         auto stream = std::make_shared<SseStream>();
@@ -213,7 +225,8 @@ void HttpApi::Routes() {
         stream->model = &state_.model;
         stream->metrics = &metrics;
         stream->stopping = &stopping_;
-        stream->running = &running_;
+        stream->running = &running_;  // the stream releases the slot when it ends
+        slot.held = false;
         stream->route = route;
         stream->header = std::move(header);
         stream->choices = std::move(choices);
@@ -235,10 +248,6 @@ void HttpApi::Routes() {
       }
 
       // A whole answer: wait for every choice on this (HTTP) thread.
-      struct Running {
-        std::atomic<int>& n;
-        ~Running() { --n; }
-      } running{running_};
       absl::Status status;
       while (!(*run)->done()) {
         for (const auto& e : (*run)->Wait(std::chrono::milliseconds(200)))

@@ -26,7 +26,9 @@ namespace stave::server {
 
 struct HttpApiOptions {
   std::string listen;      // HOST:PORT, port 0 = any free port
-  int threads = 16;        // connections served at once (a stream holds one for its duration)
+  // Connections served at once; completions (each holding one until it ends) may take all but
+  // one, so /health always has a thread. At least 2.
+  int threads = 16;
   size_t max_body_bytes = size_t{4} << 20;  // 413 beyond: room for a 1 MiB prompt, escaped
   std::optional<ChatTemplate> chat_template;  // none: /v1/chat/completions answers 400
 };
@@ -59,7 +61,7 @@ class HttpApi {
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> draining_{false}, stopping_{false};
-  std::atomic<int> running_{0};  // completions being answered
+  std::atomic<int> running_{0};  // completions being answered (each holds an HTTP thread)
 };
 
 }  // namespace stave::server

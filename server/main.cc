@@ -52,7 +52,8 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
 ABSL_FLAG(std::string, http_listen, "",
           "OpenAI-compatible HTTP API address (/v1/completions, /v1/chat/completions, /v1/models, "
           "/health; port 0 = any free port; empty = off)");
-ABSL_FLAG(int, http_threads, 16, "HTTP API connections served at once (a stream holds one while it runs)");
+ABSL_FLAG(int, http_threads, 16,
+          "HTTP API connections served at once; completions may hold all but one (kept for /health)");
 ABSL_FLAG(int, http_max_body_mb, 4, "largest HTTP API request body (413 beyond)");
 ABSL_FLAG(std::string, chat_template, "",
           "chat template for /v1/chat/completions: llama-2, chatml, llama-3, or a file holding one of those "
@@ -152,7 +153,7 @@ absl::Status CheckFlags() {
       {"--threads", absl::GetFlag(FLAGS_threads), 0, 1024},
       {"--grace-seconds", absl::GetFlag(FLAGS_grace_seconds), 0, 86400},
       {"--config-poll-ms", absl::GetFlag(FLAGS_config_poll_ms), 10, 3600 * 1000},
-      {"--http-threads", absl::GetFlag(FLAGS_http_threads), 1, 1024},
+      {"--http-threads", absl::GetFlag(FLAGS_http_threads), 2, 1024},
       {"--http-max-body-mb", absl::GetFlag(FLAGS_http_max_body_mb), 2, 1024},
   };
   for (const Bound& b : bounds)

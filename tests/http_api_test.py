@@ -353,7 +353,7 @@ try:
                     "dim=512,layers=4,heads=8,kv_heads=8,hidden=1536,vocab=408,ctx=1024",
                     "--tokenizer", os.path.join(source_dir, "models/default/tokenizer.model"), "--out", slow_dir],
                    check=True, capture_output=True, timeout=300)
-    slow = Staved([f"--model={slow_dir}"])
+    slow = Staved([f"--model={slow_dir}", "--http-threads=2"])  # one completion at a time
     servers.append(slow)
     # Both APIs feed the one engine: a gRPC stream and an HTTP stream are batched together.
     with grpc.insecure_channel(slow.grpc_address) as channel:
@@ -422,6 +422,9 @@ try:
         "stave": {"mode": "buckets", "bases": [10000] * 16}}), headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     resp.readline()
+    status, body = slow.request("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 5})
+    check(is_error(status, body, 429, "--http-threads 2"),
+          f"--http-threads 2: a second completion while one streams -> 429 ({status})")
     slow.proc.terminate()
     time.sleep(0.3)
     status, body = slow.request("GET", "/health")
