@@ -303,7 +303,9 @@ absl::Status AddStep(const Model& model, bool logprobs, const Sequence::Step& st
     ++c.completion_tokens;
     ++c.pending.completion_tokens;
     if (logprobs) {
-      c.pending.tokens.push_back(ToValidUtf8(model.tokenizer()->DecodeToken(c.prev_token, step.token)));
+      std::string piece = model.tokenizer()->DecodeToken(c.prev_token, step.token);
+      c.pending.tokens.push_back(ToValidUtf8(piece));
+      c.pending.token_bytes.push_back(std::move(piece));
       c.pending.logprobs.push_back(step.logprob);
     }
     c.prev_token = step.token;
@@ -327,7 +329,7 @@ json LogprobsJson(const AnswerHeader& header, const ChoiceResult& c) {
     json content = json::array();
     for (size_t i = 0; i < c.tokens.size(); ++i) {
       json bytes = json::array();
-      for (unsigned char b : c.tokens[i]) bytes.push_back(b);
+      for (unsigned char b : c.token_bytes[i]) bytes.push_back(b);
       content.push_back({{"token", c.tokens[i]}, {"logprob", c.logprobs[i]}, {"bytes", bytes},
                          {"top_logprobs", json::array()}});
     }

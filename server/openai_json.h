@@ -43,6 +43,7 @@ struct ChoiceResult {
   std::string text;
   uint32_t completion_tokens = 0;
   std::vector<std::string> tokens;  // with logprobs: each token's text (U+FFFD for a stray byte)
+  std::vector<std::string> token_bytes;  // ... and its bytes as decoded (chat's "bytes")
   std::vector<double> logprobs;
   std::string finish_reason;  // OpenAI's: "length" or "stop" ("eos" and stop strings are "stop")
 };

@@ -324,6 +324,14 @@ try:
           and all(e["object"] == "chat.completion.chunk" for e in events)
           and "".join(e["choices"][0]["delta"].get("content", "") for e in events) == chat["choices"][0]["message"]["content"],
           "streamed chat: role first, deltas join to the whole answer, [DONE] last")
+    status, lp_chat = s.request("POST", "/v1/chat/completions",
+                                {"messages": messages, "max_tokens": 40, "temperature": 0, "logprobs": True})
+    content = lp_chat["choices"][0]["logprobs"]["content"] if status == 200 else []
+    check(len(content) == chat["usage"]["completion_tokens"] > 0
+          and b"".join(bytes(t["bytes"]) for t in content).decode("utf-8", "replace").startswith(
+              chat["choices"][0]["message"]["content"])
+          and all(t["logprob"] <= 0 and t["top_logprobs"] == [] for t in content),
+          "chat logprobs: one entry per token, their bytes spell the answer")
     status, body = s.request("POST", "/v1/chat/completions", {"messages": [{"role": "wizard", "content": "hi"}]})
     check(is_error(status, body, 400, "messages[0].role"), "an unknown chat role -> 400")
 
