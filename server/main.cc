@@ -57,7 +57,7 @@ ABSL_FLAG(int, http_threads, 16,
 ABSL_FLAG(int, http_max_body_mb, 4, "largest HTTP API request body (413 beyond)");
 ABSL_FLAG(std::string, chat_template, "",
           "chat template for /v1/chat/completions: llama-2, chatml, llama-3, or a file holding one of those "
-          "names, such a Jinja template or a tokenizer_config.json (default: the chat_template of the "
+          "names, a Jinja template of one of those forms or a tokenizer_config.json (default: the chat_template of the "
           "tokenizer_config.json next to the model, if any)");
 ABSL_FLAG(int, max_active, 64, "sequences batched together; more requests wait in the queue");
 ABSL_FLAG(int, queue_size, 256, "requests that may wait for the engine before RESOURCE_EXHAUSTED");
