@@ -212,6 +212,7 @@ Sequence::Step Sequence::Accept(const at::Tensor& branch_logits) {
   const int prev = token_ids_.empty() ? prompt_ids_.back() : token_ids_.back();
   token_ids_.push_back(token);
   step.token = token;
+  if (params_.logprobs) step.logprob = torch::log_softmax(logits.reshape({-1}).to(torch::kDouble), -1)[token].item<double>();
   if (model_.tokenizer() != nullptr) text_ += model_.tokenizer()->DecodeToken(prev, token);
 
   // A stop string ends the text right before it. Only the tail can hold a new match.

@@ -27,6 +27,7 @@ struct GenerationParams {
   SamplingParams sampling;
   std::vector<std::string> stop;  // stop strings; the text ends before the first one found
   bool ignore_stop_token = false;  // benchmarks: always run max_tokens steps
+  bool logprobs = false;           // fill Step::logprob (an O(vocab) log-softmax per token)
   PositionConfig position;         // vanilla, or buckets with their bases and fusion
   // Refuse a sequence whose cache would need more (run on its own); 0 = no per-sequence cap (a
   // scheduler's pool decides).
@@ -37,6 +38,9 @@ class Sequence {
  public:
   struct Step {
     int token = -1;        // -1 when the step produced no token (stop token reached)
+    // With GenerationParams::logprobs: the token's natural-log probability under the model's
+    // (fused) distribution before temperature and top-k/top-p, as OpenAI's logprobs report it.
+    double logprob = 0;
     std::string text;      // newly releasable text (held back while it may start a stop
                            // string or ends inside a UTF-8 character)
     bool finished = false;

@@ -26,50 +26,9 @@ void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, std::strin
   reactor->Finish(ToGrpcStatus(status));
 }
 
-absl::Status CheckTextSize(absl::string_view field, absl::string_view text) {
-  if (text.size() <= kMaxRequestTextBytes) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", text.size(), " bytes, over the limit of ",
-                                                 kMaxRequestTextBytes, " bytes per request"));
-}
-
-absl::StatusOr<PositionConfig> PositionFromRequest(const ServerState& state,
-                                                   const stave::v1::PositionConfig& position) {
-  auto config = FromProto(position);
-  if (!config.ok()) return config.status();
-  auto router = state.routers.PathOf(position.router());
-  if (!router.ok()) return router.status();
-  config->router_path = *router;
-  auto status = ValidateForModel(state.model, *config, &state.position_cache);
-  if (!status.ok()) return absl::InvalidArgumentError(state.routers.Redact(std::string(status.message())));
-  return config;
-}
-
 namespace {
 
-// The position config a request runs with: its own override when it sets a mode (version 0),
-// else the server's current snapshot. INVALID_ARGUMENT naming the field for a bad override.
-struct ResolvedPosition {
-  PositionConfig config;
-  uint64_t version = 0;
-};
-
-absl::StatusOr<ResolvedPosition> ResolvePosition(const ServerState& state, bool has_override,
-                                                 const stave::v1::PositionConfig& override) {
-  if (!has_override || override.mode() == stave::v1::POSITION_MODE_UNSPECIFIED) {
-    auto snapshot = state.config.Current();
-    return ResolvedPosition{snapshot->position, snapshot->version};
-  }
-  auto config = PositionFromRequest(state, override);
-  if (!config.ok()) return config.status();
-  return ResolvedPosition{*std::move(config), 0};
-}
-
 using Clock = std::chrono::steady_clock;
-
-uint64_t RandomSeed() {
-  static thread_local std::mt19937_64 engine{std::random_device{}()};
-  return engine();
-}
 
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -148,49 +107,14 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
   absl::Status Start(const ServerState& state, const std::string& peer,
                      const stave::v1::GenerateRequest& r) {
     engine_ = &state.engine;
-    if (r.prompt().empty()) return absl::InvalidArgumentError("prompt: must not be empty");
-    auto status = CheckTextSize("prompt", r.prompt());
-    if (!status.ok()) return status;
-    if (r.max_tokens() == 0) return absl::InvalidArgumentError("max_tokens: must be >= 1");
-    if (r.stop_size() > kMaxStopStrings)
-      return absl::InvalidArgumentError(
-          absl::StrCat("stop: ", r.stop_size(), " stop strings, over the limit of ", kMaxStopStrings));
-    for (const auto& stop : r.stop())
-      if (stop.size() > kMaxStopStringBytes)
-        return absl::InvalidArgumentError(absl::StrCat("stop: a stop string of ", stop.size(),
-                                                       " bytes, over the limit of ", kMaxStopStringBytes));
-    auto position = ResolvePosition(state, r.has_position(), r.position());
-    if (!position.ok()) return position.status();
-    GenerationParams params;
-    params.max_tokens = static_cast<int>(std::min<uint32_t>(r.max_tokens(), 1u << 30));
-    params.sampling.temperature = r.temperature();
-    // Beyond the vocabulary, top-k keeps every token: the same as no limit.
-    params.sampling.top_k = r.top_k() >= static_cast<uint32_t>(state.model.config().vocab_size)
-                                ? 0
-                                : static_cast<int>(r.top_k());
-    params.sampling.top_p = r.top_p() == 0.0f ? 1.0f : r.top_p();
-    // Unseeded requests get a seed of their own: with a fixed default, every unseeded request at
-    // temperature > 0 sampled the same text.
-    params.sampling.seed = r.has_seed() ? r.seed() : RandomSeed();
-    params.stop.assign(r.stop().begin(), r.stop().end());
-    params.position = position->config;
-    params.kv_budget_mb = 0;  // the pool decides (engine.CheckFits below)
-    const Model& model = state.model;
-    auto ids = model.tokenizer()->Encode(r.prompt(), /*add_bos=*/true);
-    if (static_cast<int>(ids.size()) + params.max_tokens > model.config().max_seq_len)
-      return absl::InvalidArgumentError(absl::StrCat(
-          "max_tokens: ", r.max_tokens(), " with a prompt of ", ids.size(),
-          " tokens exceeds the model's context of ", model.config().max_seq_len));
+    auto prepared = PrepareGeneration(state, r);
+    if (!prepared.ok()) return prepared.status();
     auto progress = std::make_shared<Progress>();
-    progress->prompt_tokens = static_cast<uint32_t>(ids.size());
-    progress->config_version = position->version;
+    progress->prompt_tokens = prepared->prompt_tokens;
+    progress->config_version = prepared->config_version;
     progress->peer = peer;
-    auto seq = Sequence::Create(model, std::move(ids), params, &state.position_cache);
-    if (!seq.ok()) return seq.status();
-    status = state.engine.CheckFits(**seq);
-    if (!status.ok()) return status;
     job_ = std::make_shared<EngineJob>();
-    job_->sequence = *std::move(seq);
+    job_->sequence = std::move(prepared->sequences.front());
     std::shared_ptr<Sink> sink = sink_;
     Metrics& metrics = state.metrics;
     job_->on_step = [sink, progress, &metrics](const Sequence::Step& step) {
@@ -348,9 +272,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
                                                          stave::v1::ModelInfo* info) {
   const ModelConfig& c = state_.model.config();
   // The name only: where the model lives on the server is not the client's business.
-  info->set_path(std::filesystem::path(state_.model.path()).lexically_normal().filename().string());
-  if (info->path().empty())  // a directory given with a trailing slash
-    info->set_path(std::filesystem::path(state_.model.path()).lexically_normal().parent_path().filename().string());
+  info->set_path(PublicModelName(state_.model));
   for (const auto& name : state_.routers.List()) info->add_routers(name);
   info->set_dim(c.dim);
   info->set_hidden_dim(c.hidden_dim);

@@ -1,6 +1,7 @@
 // staved: the stave gRPC server. Serves stave.v1.Inference (streaming generation, scoring),
 // stave.v1.Config (the versioned position config), grpc.health.v1 and server reflection, and
-// Prometheus metrics on their own HTTP port. SIGTERM/SIGINT: health turns NOT_SERVING, new calls
+// Prometheus metrics on their own HTTP port, and with --http-listen an OpenAI-compatible HTTP API
+// on the same engine. SIGTERM/SIGINT: health turns NOT_SERVING, new calls
 // are refused, running streams get --grace-seconds to finish, then staved exits 0.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <optional>
 #include <cstdio>
 #include <semaphore>
 
@@ -32,7 +34,9 @@
 #include "server/config_file.h"
 #include "server/config_service.h"
 #include "server/config_store.h"
+#include "server/chat_template.h"
 #include "server/engine.h"
+#include "server/http_api.h"
 #include "server/inference_service.h"
 #include "server/json_log_formatter.h"
 #include "server/metrics.h"
@@ -45,6 +49,16 @@ ABSL_FLAG(std::string, tokenizer, "", "tokenizer (default: next to the model)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address to serve on (port 0 = any free port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",
           "Prometheus metrics HTTP address, served at /metrics (port 0 = any free port; empty = off)");
+ABSL_FLAG(std::string, http_listen, "",
+          "OpenAI-compatible HTTP API address (/v1/completions, /v1/chat/completions, /v1/models, "
+          "/health; port 0 = any free port; empty = off)");
+ABSL_FLAG(int, http_threads, 16,
+          "HTTP API connections served at once; completions may hold all but one (kept for /health)");
+ABSL_FLAG(int, http_max_body_mb, 4, "largest HTTP API request body (413 beyond)");
+ABSL_FLAG(std::string, chat_template, "",
+          "chat template for /v1/chat/completions: llama-2, chatml, llama-3, or a file holding one of those "
+          "names, a Jinja template of one of those forms or a tokenizer_config.json (default: the chat_template of the "
+          "tokenizer_config.json next to the model, if any)");
 ABSL_FLAG(int, max_active, 64, "sequences batched together; more requests wait in the queue");
 ABSL_FLAG(int, queue_size, 256, "requests that may wait for the engine before RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, kv_cache_mb, 0,
@@ -139,6 +153,8 @@ absl::Status CheckFlags() {
       {"--threads", absl::GetFlag(FLAGS_threads), 0, 1024},
       {"--grace-seconds", absl::GetFlag(FLAGS_grace_seconds), 0, 86400},
       {"--config-poll-ms", absl::GetFlag(FLAGS_config_poll_ms), 10, 3600 * 1000},
+      {"--http-threads", absl::GetFlag(FLAGS_http_threads), 2, 1024},
+      {"--http-max-body-mb", absl::GetFlag(FLAGS_http_max_body_mb), 2, 1024},
   };
   for (const Bound& b : bounds)
     if (b.value < b.min || b.value > b.max)
@@ -147,8 +163,10 @@ absl::Status CheckFlags() {
   auto status = CheckListenAddress(absl::GetFlag(FLAGS_listen), "--listen");
   if (!status.ok()) return status;
   if (!absl::GetFlag(FLAGS_metrics_listen).empty())
-    return CheckListenAddress(absl::GetFlag(FLAGS_metrics_listen), "--metrics-listen");
-  return absl::OkStatus();
+    status = CheckListenAddress(absl::GetFlag(FLAGS_metrics_listen), "--metrics-listen");
+  if (status.ok() && !absl::GetFlag(FLAGS_http_listen).empty())
+    status = CheckListenAddress(absl::GetFlag(FLAGS_http_listen), "--http-listen");
+  return status;
 }
 
 int Fail(const absl::Status& status) {
@@ -177,6 +195,28 @@ stave::PositionConfig InitialPositionConfig(const stave::server::RouterDirectory
   return initial;
 }
 
+// The chat template /v1/chat/completions renders: --chat-template, else the model's own
+// tokenizer_config.json. A template staved cannot render is an error only when asked for by flag;
+// the model's own just leaves chat off (with a warning).
+absl::StatusOr<std::optional<stave::server::ChatTemplate>> ChatTemplateFor(const std::string& model_path) {
+  using stave::server::ChatTemplate;
+  const std::string flag = absl::GetFlag(FLAGS_chat_template);
+  if (!flag.empty()) {
+    auto named = ChatTemplate::Recognize(flag);
+    if (named.ok() && flag.find('/') == std::string::npos && flag.find('.') == std::string::npos)
+      return std::optional<ChatTemplate>(*named);
+    auto from_file = ChatTemplate::FromFile(flag);
+    if (!from_file.ok()) return absl::Status(from_file.status().code(), absl::StrCat("--chat-template: ", from_file.status().message()));
+    return std::optional<ChatTemplate>(*from_file);
+  }
+  auto own = ChatTemplate::ForModel(model_path);
+  if (!own.ok()) {
+    spdlog::warn("no chat completions: {}", std::string(own.status().message()));
+    return std::optional<ChatTemplate>();
+  }
+  return own;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -188,6 +228,9 @@ int main(int argc, char** argv) {
   usage.normalize_filename = [](absl::string_view file) {
     const size_t at = file.rfind("server/");
     return std::string(at == absl::string_view::npos ? file : file.substr(at));
+  };
+  usage.version_string = [] {
+    return std::string("staved " STAVE_VERSION " (" STAVE_BUILD_TYPE " build)\n");
   };
   absl::SetFlagsUsageConfig(usage);
   DashesToUnderscores(argc, argv);
@@ -216,6 +259,8 @@ int main(int argc, char** argv) {
   if (!auth.ok()) return Fail(auth.status());
   auto metrics = stave::server::Metrics::Create(absl::GetFlag(FLAGS_metrics_listen));
   if (!metrics.ok()) return Fail(metrics.status());
+  auto chat_template = ChatTemplateFor(model_path);
+  if (!chat_template.ok()) return Fail(chat_template.status());
 
   std::string router_dir = absl::GetFlag(FLAGS_router_dir);
   if (router_dir.empty()) {
@@ -268,6 +313,19 @@ int main(int argc, char** argv) {
   // Handlers first: the readiness line below may be answered by a SIGTERM at once.
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
+  // A client that closes its HTTP connection mid-stream must fail our write, not kill staved.
+  std::signal(SIGPIPE, SIG_IGN);
+  // The HTTP API before gRPC: a port in use stops staved before it serves anything.
+  std::unique_ptr<stave::server::HttpApi> http_api;
+  if (!absl::GetFlag(FLAGS_http_listen).empty()) {
+    auto started = stave::server::HttpApi::Start(
+        state, {.listen = absl::GetFlag(FLAGS_http_listen),
+                .threads = absl::GetFlag(FLAGS_http_threads),
+                .max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_http_max_body_mb)) << 20,
+                .chat_template = *chat_template});
+    if (!started.ok()) return Fail(started.status());
+    http_api = *std::move(started);
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -288,6 +346,9 @@ int main(int argc, char** argv) {
   if ((*metrics)->port() != 0)
     std::printf("staved: metrics on http://%s:%d/metrics\n", Host(absl::GetFlag(FLAGS_metrics_listen)).c_str(),
                 (*metrics)->port());
+  if (http_api != nullptr)
+    std::printf("staved: HTTP API on http://%s:%d/v1 (chat template: %s)\n", Host(absl::GetFlag(FLAGS_http_listen)).c_str(),
+                http_api->port(), chat_template->has_value() ? (*chat_template)->name() : "none");
   std::printf("staved: serving %s on %s:%d\n", (*model)->config().ToString().c_str(), Host(listen).c_str(), port);
   std::fflush(stdout);
   spdlog::info("serving {} on {}:{} ({}, {} writes)", model_path, Host(listen), port,
@@ -298,7 +359,11 @@ int main(int argc, char** argv) {
   spdlog::info("shutting down: {} running and {} queued requests have {} s to finish", engine.active(),
                engine.queued(), absl::GetFlag(FLAGS_grace_seconds));
   server->GetHealthCheckService()->SetServingStatus(false);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(absl::GetFlag(FLAGS_grace_seconds)));
+  if (http_api != nullptr) http_api->Drain();
+  const auto grace = std::chrono::seconds(absl::GetFlag(FLAGS_grace_seconds));
+  const auto http_deadline = std::chrono::steady_clock::now() + grace;
+  server->Shutdown(std::chrono::system_clock::now() + grace);
+  if (http_api != nullptr) http_api->Stop(http_deadline);
   spdlog::info("stopped");
   return 0;
 }

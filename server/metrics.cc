@@ -30,7 +30,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
   requests_ = &BuildCounter().Name("stave_requests_total")
-                   .Help("Finished RPCs by method and gRPC status code").Register(*registry_);
+                   .Help("Finished RPCs by method and gRPC status code (HTTP API requests: transport=\"http\", method = route)").Register(*registry_);
   tokens_ = &BuildCounter().Name("stave_generated_tokens_total")
                  .Help("Tokens generated and streamed").Register(*registry_).Add({});
   // 1 ms .. ~33 s: a 260K model answers in milliseconds, a 110M one with 16 buckets in seconds.
@@ -119,6 +119,9 @@ int Metrics::port() const { return port_; }
 
 void Metrics::RequestFinished(std::string_view method, std::string_view code) {
   requests_->Add({{"method", std::string(method)}, {"code", std::string(code)}}).Increment();
+}
+void Metrics::HttpRequestFinished(std::string_view route, std::string_view code) {
+  requests_->Add({{"method", std::string(route)}, {"code", std::string(code)}, {"transport", "http"}}).Increment();
 }
 void Metrics::TokensGenerated(int64_t n) { tokens_->Increment(static_cast<double>(n)); }
 void Metrics::TimeToFirstToken(double seconds) { ttft_->Observe(seconds); }

@@ -35,6 +35,9 @@ class Metrics {
 
   // A finished RPC; code is the gRPC status code name ("OK", "INVALID_ARGUMENT", ...).
   void RequestFinished(std::string_view method, std::string_view code);
+  // A finished HTTP API request: the same series with transport="http", method the route
+  // ("/v1/completions") and code the absl/gRPC status code name of its outcome.
+  void HttpRequestFinished(std::string_view route, std::string_view code);
   void TokensGenerated(int64_t n);
   void TimeToFirstToken(double seconds);
   void InterTokenLatency(double seconds);

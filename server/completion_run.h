@@ -1,0 +1,56 @@
+// The engine side of one HTTP completion: its n sequences submitted as engine jobs, and their
+// steps queued for the request's own thread, which waits on them (the engine thread never waits
+// for a client). Cancel() (the client left, or staved is stopping) makes every job leave the
+// queue at once and the batch at the next step, its KV blocks freed; destroying the run cancels.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/sequence.h"
+#include "server/engine.h"
+#include "server/metrics.h"
+
+namespace stave::server {
+
+class CompletionRun {
+ public:
+  struct Event {
+    int index = 0;  // which sequence (choice)
+    Sequence::Step step;
+  };
+
+  // Submits the sequences in order; when one is refused (queue full, staved stopping) the ones
+  // already submitted are cancelled and the refusal returned.
+  static absl::StatusOr<std::unique_ptr<CompletionRun>> Start(Engine& engine, Metrics& metrics,
+                                                              std::vector<std::unique_ptr<Sequence>> sequences);
+  ~CompletionRun();
+
+  // The steps reported since the last call, waiting up to `timeout` for one (empty on timeout).
+  std::vector<Event> Wait(std::chrono::milliseconds timeout);
+  // Every sequence has reported its last step (and Wait has returned it).
+  bool done() const;
+  void Cancel();
+
+ private:
+  struct Queue {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<Event> events;
+  };
+
+  CompletionRun(Engine& engine, int choices) : engine_(engine), queue_(std::make_shared<Queue>()), left_(choices) {}
+
+  Engine& engine_;
+  std::shared_ptr<Queue> queue_;  // shared with the jobs' callbacks, which may outlive the run
+  std::vector<std::shared_ptr<EngineJob>> jobs_;
+  int left_;  // sequences whose last step has not been returned by Wait
+  bool cancelled_ = false;
+};
+
+}  // namespace stave::server

@@ -1,0 +1,48 @@
+// A streamed answer ("stream": true) as server-sent events: each engine step of each choice
+// becomes a `data: {chunk}` event as soon as it has text (or tokens the client asked to see), the
+// end is `data: [DONE]` (after a usage chunk when asked), a failure after the answer began is a
+// `data: {"error": ...}` event. A client that left is noticed by a failed write (a keep-alive
+// comment goes out every second while nothing else does), and its run is cancelled at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "core/model.h"
+#include "server/completion_run.h"
+#include "server/metrics.h"
+#include "server/openai_json.h"
+
+namespace httplib {
+class DataSink;
+}
+
+namespace stave::server {
+
+// Everything httplib's chunked content provider needs across its calls (one per request).
+struct SseStream {
+  std::unique_ptr<CompletionRun> run;
+  const Model* model = nullptr;
+  Metrics* metrics = nullptr;
+  const std::atomic<bool>* stopping = nullptr;
+  std::atomic<int>* running = nullptr;
+  const char* route = "";
+  AnswerHeader header;
+  std::vector<ChoiceState> choices;
+  uint32_t prompt_tokens = 0;
+  uint64_t config_version = 0;
+  bool include_usage = false, counted = false;
+  std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
+
+  // Counts the request in the metrics once, with its outcome.
+  void Count(absl::StatusCode code);
+  ~SseStream();
+};
+
+// One call of the chunked content provider: waits up to 200 ms for steps and writes them as
+// events. false ends the response (the client is gone, or a failure was reported).
+bool WriteEvents(SseStream& stream, httplib::DataSink& sink);
+
+}  // namespace stave::server
