@@ -48,8 +48,17 @@ absl::StatusOr<std::unique_ptr<Model>> LoadGguf(const std::string& model_path,
   if (!file.ok()) return file.status();
   auto ckpt = CheckpointFromGguf(**file);
   if (!ckpt.ok()) return ckpt.status();
-  auto tok = tokenizer_path.empty() ? TokenizerFromGguf(**file)
-                                    : LoadTokenizer(tokenizer_path, ckpt->config.vocab_size);
+  // Without --tokenizer: the file's vocabulary, else a tokenizer next to the file.
+  std::string tok_path = tokenizer_path;
+  const bool has_vocabulary = (*file)->Find("tokenizer.ggml.model") != nullptr;
+  if (tok_path.empty() && !has_vocabulary) {
+    tok_path = FindTokenizerNextTo(model_path);
+    if (tok_path.empty())
+      return absl::NotFoundError(absl::StrCat(model_path, " has no vocabulary (tokenizer.ggml.model) and no ",
+                                              "tokenizer.model, tokenizer.bin or tokenizer.json lies next to it; ",
+                                              "pass --tokenizer"));
+  }
+  auto tok = tok_path.empty() ? TokenizerFromGguf(**file) : LoadTokenizer(tok_path, ckpt->config.vocab_size);
   if (!tok.ok()) return tok.status();
   auto model = Model::FromCheckpoint(*ckpt, *std::move(tok));
   // The transformer copied what it fuses or reorders (q/k/v, gate/up); the rest is used in place.

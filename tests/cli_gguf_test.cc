@@ -15,10 +15,12 @@ namespace {
 using ::testing::HasSubstr;
 
 // Runs the stave binary built next to this test; exit code and everything it printed.
-std::pair<int, std::string> RunStave(const std::string& args) {
+// With stdout_only, stderr (progress, timings) is dropped.
+std::pair<int, std::string> RunStave(const std::string& args, bool stdout_only = false) {
   const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "stave";
   std::string output;
-  FILE* pipe = popen(("timeout 300 " + exe.string() + " " + args + " 2>&1 </dev/null").c_str(), "r");
+  const std::string redirect = stdout_only ? " 2>/dev/null" : " 2>&1";
+  FILE* pipe = popen(("timeout 300 " + exe.string() + " " + args + redirect + " </dev/null").c_str(), "r");
   char buffer[512];
   while (fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
   const int status = pclose(pipe);
@@ -42,7 +44,8 @@ class CliGgufTest : public ::testing::Test {
 // The greedy text of a model file, through `stave generate`.
 std::string GreedyText(const std::string& model, const std::string& extra = "") {
   auto [code, out] = RunStave("generate --model " + Quote(model) + " " + extra +
-                              " --prompt 'Once upon a time' --temperature 0 --max-tokens 40 --no-echo --threads 1");
+                              " --prompt 'Once upon a time' --temperature 0 --max-tokens 40 --no-echo --threads 1",
+                              /*stdout_only=*/true);
   EXPECT_EQ(code, 0) << out;
   return out;
 }
@@ -55,6 +58,8 @@ TEST_F(CliGgufTest, ConvertedF32FileGeneratesWhatTheLlama2cFileDoes) {
   EXPECT_THAT(out, HasSubstr("wrote " + gguf + " (f32"));
   const std::string reference = GreedyText(model_, "--tokenizer " + Quote(tokenizer_));
   EXPECT_EQ(GreedyText(gguf, "--tokenizer " + Quote(tokenizer_)), reference);
+  // The vocabulary written into the file tokenizes and decodes as tok512.bin does.
+  EXPECT_EQ(GreedyText(gguf), reference);
 }
 
 TEST_F(CliGgufTest, EveryTypeConvertsAndGenerates) {
@@ -78,7 +83,7 @@ TEST_F(CliGgufTest, RandomShapeConvertsToEveryQuantizedType) {
   for (const char* type : {"q8_0", "q4_0"}) {
     const std::string gguf = dir_ / (std::string("r-") + type + ".gguf");
     auto [code, out] = RunStave(std::string("convert --random-shape dim=64,layers=2,heads=4,hidden=128,vocab=512,ctx=128 ") +
-                                "--quantize " + type + " --out " + Quote(gguf));
+                                "--tokenizer " + Quote(tokenizer_) + " --quantize " + type + " --out " + Quote(gguf));
     ASSERT_EQ(code, 0) << out;
     // Q8_0 stores 34 bytes per 32 weights, Q4_0 18: the file is about that fraction of fp32.
     const double fp32_bytes = 4.0 * (2 * 512 * 64 + 2 * (4 * 64 * 64 + 3 * 64 * 128));
@@ -87,6 +92,20 @@ TEST_F(CliGgufTest, RandomShapeConvertsToEveryQuantizedType) {
     auto [bench_code, bench] = RunStave("bench --model " + Quote(gguf) + " --prompt-tokens 8 --gen-tokens 4 --runs 1 --threads 1 --json");
     EXPECT_EQ(bench_code, 0) << bench;
   }
+}
+
+TEST_F(CliGgufTest, AFileWithoutVocabularyNeedsATokenizer) {
+  const std::string gguf = dir_ / "novocab.gguf";
+  auto [code, out] = RunStave("convert --random-shape dim=64,layers=1,heads=4,hidden=128,vocab=512,ctx=64 --quantize q8_0 --out " +
+                              Quote(gguf));
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("the GGUF file gets no vocabulary"));
+  auto [gen_code, gen] = RunStave("generate --model " + Quote(gguf) + " --prompt x --max-tokens 2");
+  EXPECT_NE(gen_code, 0);
+  EXPECT_THAT(gen, HasSubstr("has no vocabulary (tokenizer.ggml.model)"));
+  auto [ok_code, ok] = RunStave("generate --model " + Quote(gguf) + " --tokenizer " + Quote(tokenizer_) +
+                                " --prompt x --max-tokens 2");
+  EXPECT_EQ(ok_code, 0) << ok;
 }
 
 TEST_F(CliGgufTest, ConvertRefusesAnUnknownType) {
