@@ -45,16 +45,16 @@ absl::Status PlotKvEval(const std::string& path, const std::vector<KvEvalCell>& 
     plscol0(static_cast<PLINT>(i + 1), kSeriesColors[i].r, kSeriesColors[i].g, kSeriesColors[i].b);
   plinit();
   pladv(0);
-  plschr(0, 0.9);
+  plschr(0, 0.7);
 
   // The title, in the band above the panels.
   plvpor(0, 1, 1 - kTitleH / page_h, 1);
   plwind(0, 1, 0, 1);
   plcol0(15);
-  plschr(0, 1.2);
+  plschr(0, 1.0);
   plptex(0.5, 0.45, 1, 0, 0.5,
          "Key-value retrieval: exact match by gold record position (bars: 95 % Wilson intervals)");
-  plschr(0, 0.9);
+  plschr(0, 0.7);
 
   std::vector<std::string> names;
   std::vector<PLINT> colors, styles;
@@ -63,7 +63,7 @@ absl::Status PlotKvEval(const std::string& path, const std::vector<KvEvalCell>& 
     const Box b = panel(static_cast<int>(p));
     const double w = b.x1 - b.x0, h = b.y1 - b.y0;
     // Room on the left for the tick labels and the y label, below for the x label.
-    plvpor(b.x0 + 0.15 * w, b.x1 - 0.04 * w, b.y0 + 0.17 * h, b.y1 - 0.12 * h);
+    plvpor(b.x0 + 0.21 * w, b.x1 - 0.04 * w, b.y0 + 0.2 * h, b.y1 - 0.12 * h);
     plwind(0.5, r + 0.5, -0.03, 1.03);
     plcol0(15);
     plwidth(1.0);

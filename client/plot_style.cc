@@ -38,8 +38,8 @@ double ColorDifference(Rgb a, Rgb b) {
 
 WaveformLayout LayoutWaveform(int max_distance, double y_lo, double y_hi, double marker_x, double marker_y) {
   WaveformLayout l;
-  // The right fifth of the page holds the legend ("base 25000" and "upper envelope" fit).
-  l.plot = {0.08, 0.78, 0.12, 0.90};
+  // The right quarter of the page holds the legend ("base 25000" and "upper envelope" fit).
+  l.plot = {0.10, 0.74, 0.12, 0.90};  // the left tenth: tick labels and the y label
   l.legend_x0 = l.plot.x1 + 0.015;
   // The data's window, widened where the marker (a circle about 4 % of the plot wide) would
   // otherwise reach the frame: the shortest stave is often at the last distance or two.

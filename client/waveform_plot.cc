@@ -99,20 +99,21 @@ absl::Status Plot(const std::string& path, const std::string& device, int head_d
   widths.push_back(0);
   opts.push_back(PL_LEGEND_SYMBOL);
 
-  // Outside the plot area, to its right: inside it the legend covered the curves.
+  // In a viewport of its own right of the plot area: inside it the legend covered the curves.
+  plvpor(layout.legend_x0, 0.995, layout.plot.y0, layout.plot.y1);
+  plwind(0, 1, 0, 1);
   const int entries = static_cast<int>(names.size());
-  std::vector<const char*> texts, symbols(entries, "#(728)");  // Hershey 728: a circle
+  std::vector<const char*> texts, symbols(entries, "\u25CB");  // a circle, as the marker
   for (const auto& s : names) texts.push_back(s.c_str());
   std::vector<PLINT> text_colors(entries, 15), zeros_i(entries, 0), symbol_numbers(entries, 1);
   std::vector<PLFLT> zeros(entries, 0), scales(entries, 1.5);
   PLFLT legend_w, legend_h;
   plwidth(1.0);
   pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-           PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_OUTSIDE, layout.legend_x0 - layout.plot.x1, 0.0,
-           0.06, 0, 15, 1, 0, 0, entries, opts.data(), 1.0, 0.8, 2.0, 0.0, text_colors.data(),
-           texts.data(), zeros_i.data(), zeros_i.data(), zeros.data(), zeros.data(), colors.data(),
-           styles.data(), widths.data(), colors.data(), scales.data(), symbol_numbers.data(),
-           symbols.data());
+           PL_POSITION_LEFT | PL_POSITION_TOP | PL_POSITION_INSIDE, 0.0, 0.0, 0.2, 0, 15, 1, 0, 0,
+           entries, opts.data(), 0.6, 0.8, 2.0, 0.0, text_colors.data(), texts.data(), zeros_i.data(),
+           zeros_i.data(), zeros.data(), zeros.data(), colors.data(), styles.data(), widths.data(),
+           colors.data(), scales.data(), symbol_numbers.data(), symbols.data());
   plend();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0)
