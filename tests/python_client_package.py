@@ -33,6 +33,11 @@ def install(tmp):
         import ensurepip  # noqa: F401  Debian splits it (and so venv's pip) into python3-venv
     except ImportError:
         skip("python3 -m venv cannot install pip (apt-get install python3-venv)")
+    try:  # pip builds with these when it may not download them (--no-build-isolation)
+        import setuptools  # noqa: F401
+        import wheel  # noqa: F401
+    except ImportError as e:
+        skip(f"{e.name} missing (apt-get install python3-setuptools python3-wheel)")
     for tool in ("protoc", "grpc_python_plugin"):
         if shutil.which(tool) is None:
             skip(f"{tool} not found (apt-get install protobuf-compiler protobuf-compiler-grpc)")
