@@ -13,6 +13,7 @@ DEB_PACKAGES := cmake make g++ ccache pkg-config \
   libplplot-dev plplot-driver-cairo \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev python3-grpcio python3-protobuf yamllint \
+  python3-venv python3-setuptools python3-wheel \
   libgtest-dev libbenchmark-dev libpcre2-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

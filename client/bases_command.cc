@@ -36,7 +36,9 @@ absl::Status RunRemoteSearch(const SearchOptions& o) {
   request.set_step(o.search.step);
   stave::v1::SearchBasesResponse response;
   grpc::ClientContext context;
-  auto status = FromGrpc(stub->SearchBases(&context, request, &response), o.channel.server);
+  SetDeadline(context, o.channel.timeout_s);
+  auto status = FromGrpc(stub->SearchBases(&context, request, &response), o.channel.server,
+                         o.channel.timeout_s);
   if (!status.ok()) return status;
   if (o.json) {
     nlohmann::json j = {

@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "client/channel.h"
 #include "client/commands.h"
+#include "client/flags.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
 #include "core/checkpoint.h"
@@ -149,7 +150,7 @@ absl::Status RunServerComparison(const BenchOptions& o, const Model& model, cons
   };
   auto remote_once = [&]() -> absl::StatusOr<Timing> {
     RemoteRequest request{.prompt = prompt, .max_tokens = o.gen_tokens, .temperature = 0, .top_p = 1,
-                          .position = position};
+                          .position = position, .timeout_s = o.server.timeout_s};
     auto t0 = Clock::now(), t1 = t0;
     size_t tokens = 0;
     auto result = RemoteGenerate(*stub, o.server.server, request, [&](std::optional<int> token, std::string_view) {
@@ -566,10 +567,10 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--model", o->model, "model to measure (default: random weights of --random-shape)");
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer for --model");
   cmd->add_option("--random-shape", o->random_shape, "shape of the random-weight model")->capture_default_str();
-  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length")->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->capture_default_str()->check(CLI::Range(2, 1 << 20));
-  cmd->add_option("--threads", o->threads, "compute threads")->capture_default_str();
-  cmd->add_option("--runs", o->runs, "measured runs (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
+  AddThreadsFlag(cmd, o->threads);
+  cmd->add_option("--runs", o->runs, "measured runs (the median is reported)")->capture_default_str()->check(AtLeast(1));
   cmd->add_flag("--json", o->json, "print one JSON line");
   cmd->add_option("--weights", o->weights,
                   "compare storage types in one run, e.g. f32,bf16,q8_0,q4_0 (ratios against the first; "
@@ -578,7 +579,7 @@ void AddBenchCommand(CLI::App& app) {
                   "comma-separated stream counts (e.g. 1,4,16,64): that many sequences through one batching "
                   "scheduler in-process; reports aggregate decode tokens/s and inter-token latency per level");
   cmd->add_option("--max-batch-tokens", o->max_batch_tokens, "with --concurrency: rows per engine step (as staved's flag)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--arrival-prompt-tokens", o->arrival_prompt_tokens,
                   "with --concurrency: one prompt of this length arrives once the streams decode; reports their "
                   "inter-token p99 during its prefill against p50 before it")

@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 
+#include <chrono>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/flags.h"
 #include "core/text_file.h"
 
 namespace stave::cli {
@@ -42,7 +44,18 @@ CLI::Option* AddServerFlags(CLI::App* cmd, ChannelOptions& o) {
   cmd->add_option("--lb", o.lb_policy, "load-balancing policy over the server's addresses")
       ->check(CLI::IsMember({"round_robin", "pick_first"}))
       ->capture_default_str();
+  cmd->add_option("--timeout", o.timeout_s,
+                  "seconds each call to the server may take (a generation: the whole stream)")
+      ->check(Positive())
+      ->capture_default_str();
   return server;
+}
+
+void SetDeadline(grpc::ClientContext& context, double timeout_s) {
+  if (timeout_s <= 0) return;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::chrono::duration<double>(timeout_s)));
 }
 
 absl::StatusOr<std::string> ChannelTarget(absl::string_view server) {
@@ -95,8 +108,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const ChannelOptions&
   return grpc::CreateCustomChannel(*target, credentials, args);
 }
 
-absl::Status FromGrpc(const grpc::Status& status, absl::string_view server) {
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view server, double timeout_s) {
   if (status.ok()) return absl::OkStatus();
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && timeout_s > 0)
+    return absl::DeadlineExceededError(absl::StrCat(
+        server, ": DEADLINE_EXCEEDED: no complete answer within --timeout ", timeout_s,
+        " s (a slow or unreachable server, or a generation longer than that: raise --timeout)"));
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       absl::StrCat(server, ": ", status.error_message()));
 }

@@ -70,8 +70,9 @@ absl::Status RunGet(const GetOptions& o) {
   auto stub = stave::v1::Config::NewStub(*channel);
   stave::v1::PositionConfig config;
   grpc::ClientContext context;
+  SetDeadline(context, o.channel.timeout_s);
   auto status = FromGrpc(stub->GetConfig(&context, stave::v1::GetConfigRequest(), &config),
-                         o.channel.server);
+                         o.channel.server, o.channel.timeout_s);
   if (!status.ok()) return status;
   PrintConfig(config, o.json);
   return absl::OkStatus();
@@ -161,9 +162,11 @@ absl::Status RunSet(const SetOptions& o) {
   if (!channel.ok()) return channel.status();
   auto stub = stave::v1::Config::NewStub(*channel);
   grpc::ClientContext context;
+  SetDeadline(context, o.channel.timeout_s);
   if (!token->empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", *token));
   stave::v1::PositionConfig config;
-  auto status = FromGrpc(stub->UpdateConfig(&context, *update, &config), o.channel.server);
+  auto status = FromGrpc(stub->UpdateConfig(&context, *update, &config), o.channel.server,
+                         o.channel.timeout_s);
   if (!status.ok()) return status;
   PrintConfig(config, o.json);
   return absl::OkStatus();

@@ -9,10 +9,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/channel.h"
 #include "client/commands.h"
+#include "client/flags.h"
+#include "client/progress.h"
 #include "client/kv_eval_plot.h"
 #include "client/remote_generate.h"
 #include "core/base_search.h"
@@ -139,13 +142,15 @@ absl::StatusOr<Backend> RemoteBackend(const EvalOptions& o) {
   std::shared_ptr<stave::v1::Inference::StubInterface> inference = stave::v1::Inference::NewStub(*channel);
   std::shared_ptr<stave::v1::Config::StubInterface> config = stave::v1::Config::NewStub(*channel);
   const std::string server = o.channel.server;
+  const double timeout_s = o.channel.timeout_s;
   Backend b;
-  b.search_bases = [config, server](int count) -> absl::StatusOr<std::vector<double>> {
+  b.search_bases = [config, server, timeout_s](int count) -> absl::StatusOr<std::vector<double>> {
     stave::v1::SearchBasesRequest request;
     request.set_count(static_cast<uint32_t>(count));
     stave::v1::SearchBasesResponse response;
     grpc::ClientContext context;
-    auto status = FromGrpc(config->SearchBases(&context, request, &response), server);
+    SetDeadline(context, timeout_s);
+    auto status = FromGrpc(config->SearchBases(&context, request, &response), server, timeout_s);
     if (!status.ok()) return status;
     return std::vector<double>(response.bases().begin(), response.bases().end());
   };
@@ -158,9 +163,11 @@ absl::StatusOr<Backend> RemoteBackend(const EvalOptions& o) {
           "as the router was trained (models/default/README.md lists them for the default model)");
     return absl::OkStatus();
   };
-  b.answer = [inference, server, max_tokens = o.max_tokens](const PositionConfig& c, const std::string& prompt)
+  b.answer = [inference, server, timeout_s, max_tokens = o.max_tokens](const PositionConfig& c,
+                                                                      const std::string& prompt)
       -> absl::StatusOr<KvAnswer> {
     RemoteRequest request;
+    request.timeout_s = timeout_s;
     request.prompt = prompt;
     request.max_tokens = max_tokens;
     request.temperature = 0;
@@ -203,6 +210,15 @@ absl::Status RunEval(const EvalOptions& o) {
     else eval.modes.emplace_back(part);
   }
 
+  // The outputs are written after the whole evaluation (minutes): check them first.
+  if (!o.plot.empty()) {
+    auto status = CheckPlotPath(o.plot);
+    if (!status.ok()) return status;
+  }
+  for (const auto& [flag, path] : {std::pair{"--out", o.out}, std::pair{"--plot", o.plot}}) {
+    if (path.empty()) continue;
+    if (auto status = CheckWritable(path, flag); !status.ok()) return status;
+  }
   ConfigureThreads(o.threads);
   std::unique_ptr<Model> model;
   auto backend = o.channel.server.empty() ? InProcessBackend(o, model) : RemoteBackend(o);
@@ -216,15 +232,14 @@ absl::Status RunEval(const EvalOptions& o) {
   }
 
   const auto start = std::chrono::steady_clock::now();
+  ProgressBar bar("eval");
   auto cells = RunKvRetrievalEval(
       eval,
       [&](const std::string& mode, const std::string& prompt) { return backend->answer(configs.at(mode), prompt); },
       [&](int done, int total) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const int width = 30, bar = width * done / total;
-        std::fprintf(stderr, "\r[%s%s] %d/%d prompts  %.0f s, ~%.0f s left", std::string(bar, '#').c_str(),
-                     std::string(width - bar, '.').c_str(), done, total, elapsed, elapsed / done * (total - done));
-        if (done == total) std::fputs("\n", stderr);
+        bar.Update(done, total, absl::StrFormat("%d/%d prompts  %.0f s, ~%.0f s left", done, total, elapsed,
+                                                done > 0 ? elapsed / done * (total - done) : 0.0));
       });
   if (!cells.ok()) return cells.status();
 
@@ -269,17 +284,17 @@ void AddEvalCommand(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer (default: next to the model)");
   cmd->add_option("--records", o->records, "record counts, comma-separated")->capture_default_str();
   cmd->add_option("--positions", o->positions, "gold positions (1-based, comma-separated) or 'all'")->capture_default_str();
-  cmd->add_option("--samples", o->samples, "examples per record count and position")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--samples", o->samples, "examples per record count and position")->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--modes", o->modes, "vanilla, buckets (searched bases), buckets:B1,B2,... (given bases), moice")->capture_default_str();
   cmd->add_option("--bucket-count", o->bucket_count, "bases searched for 'buckets'")->capture_default_str();
   cmd->add_option("--router", o->router, "MoICE router checkpoint (default: router.safetensors next to the model; with --server: a router name the server lists)");
   cmd->add_option("--expert-bases", o->expert_bases, "MoICE expert bases (default: the router's)");
   cmd->add_option("--moice-top-k", o->moice_top_k, "MoICE experts per token and head (default: the router's)");
-  cmd->add_option("--max-tokens", o->max_tokens, "tokens generated per answer")->capture_default_str();
+  cmd->add_option("--max-tokens", o->max_tokens, "tokens generated per answer")->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--seed", o->seed, "seed of the examples")->capture_default_str();
   cmd->add_option("--out", o->out, "write every cell as CSV");
   cmd->add_option("--plot", o->plot, "draw accuracy against gold position (.png or .svg)");
-  cmd->add_option("--threads", o->threads, "compute threads, in-process (0 = one per core)")->capture_default_str();
+  AddThreadsFlag(cmd, o->threads, "compute threads, in-process (0 = one per core)");
   cmd->callback([o] { CommandStatus() = RunEval(*o); });
 }
 

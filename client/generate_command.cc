@@ -4,6 +4,7 @@
 
 #include "client/channel.h"
 #include "client/commands.h"
+#include "client/flags.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
 #include "core/generate.h"
@@ -36,7 +37,8 @@ absl::Status RunRemote(const GenerateOptions& o, uint64_t seed) {
   auto channel = OpenChannel(o.channel);
   if (!channel.ok()) return channel.status();
   auto stub = stave::v1::Inference::NewStub(*channel);
-  RemoteRequest r{o.prompt, o.max_tokens, o.temperature, o.top_p, o.top_k, seed, o.stop, *position};
+  RemoteRequest r{o.prompt, o.max_tokens, o.temperature, o.top_p, o.top_k, seed, o.stop, *position,
+                  o.channel.timeout_s};
   bool echo = !o.json && !o.no_echo;  // once the server has accepted the request
   auto result = RemoteGenerate(*stub, o.channel.server, r, [&](std::optional<int>, std::string_view text) {
     if (o.json || text.empty()) return;
@@ -54,7 +56,9 @@ absl::Status RunRemote(const GenerateOptions& o, uint64_t seed) {
     tokenize.set_add_bos(true);
     stave::v1::TokenizeResponse prompt_tokens;
     grpc::ClientContext context;
-    auto status = FromGrpc(stub->Tokenize(&context, tokenize, &prompt_tokens), o.channel.server);
+    SetDeadline(context, o.channel.timeout_s);
+    auto status = FromGrpc(stub->Tokenize(&context, tokenize, &prompt_tokens), o.channel.server,
+                           o.channel.timeout_s);
     if (!status.ok()) return status;
     nlohmann::json j = {{"text", result->text},
                         {"prompt_token_ids", std::vector<uint32_t>(prompt_tokens.token_ids().begin(), prompt_tokens.token_ids().end())},
@@ -145,15 +149,15 @@ void AddGenerateCommand(CLI::App& app) {
   AddServerFlags(cmd, o->channel)->description("generate through staved at this address instead (HOST:PORT, IP:PORT,... or a gRPC target)");
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.bin or tokenizer.model (default: next to the model)");
   cmd->add_option("--prompt", o->prompt, "the prompt text")->required();
-  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", o->top_k, "sample among the k most probable (0 = all)")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "sample among the k most probable (0 = all)")->capture_default_str()->check(AtLeast(0));
   cmd->add_option("--top-p", o->top_p, "nucleus sampling mass, in (0, 1]")->capture_default_str();
   auto* seed = cmd->add_option("--seed", o->seed, "sampling seed (default: random, printed with --json)");
   cmd->add_option("--stop", o->stop, "stop string (repeatable)");
   o->position.Register(cmd);
   cmd->add_option("--kv-budget-mb", o->kv_budget_mb, "refuse requests whose KV caches would need more")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
+  AddThreadsFlag(cmd, o->threads);
   cmd->add_flag("--json", o->json, "print one JSON object instead of streaming text");
   cmd->add_flag("--no-echo", o->no_echo, "do not print the prompt before the generated text");
   cmd->callback([o, seed] { CommandStatus() = RunGenerate(*o, seed->count() > 0); });

@@ -10,6 +10,9 @@
 
 namespace stave::cli {
 
+// --plot's format from its extension: .png or .svg (checked before the evaluation runs).
+absl::Status CheckPlotPath(const std::string& path);
+
 absl::Status PlotKvEval(const std::string& path, const std::vector<KvEvalCell>& cells,
                         const std::vector<std::string>& modes, const std::vector<int>& records);
 

@@ -24,9 +24,11 @@
 #include "absl/strings/strip.h"
 #include "client/channel.h"
 #include "client/commands.h"
+#include "client/flags.h"
 #include "client/latency_stats.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
+#include "core/kv_retrieval.h"
 #include "nlohmann/json.hpp"
 
 namespace stave::cli {
@@ -59,8 +61,8 @@ struct LoadtestOptions {
   bool json = false;
 };
 
-// Short story openings in the style of TinyStories, so that the defaults suit the small models.
-const std::vector<std::string> kBuiltinPrompts = {
+// Short story openings in the style of TinyStories, for models that write stories (stories260K).
+const std::vector<std::string> kStoryPrompts = {
     "Once upon a time, there was a little girl named Lily",
     "One day, a small dog found a red ball in the park",
     "Tom and his mom went to the store to buy",
@@ -71,8 +73,48 @@ const std::vector<std::string> kBuiltinPrompts = {
     "Mia saw a rainbow after the rain and",
 };
 
-absl::StatusOr<std::vector<std::string>> LoadPrompts(const std::string& path) {
-  if (path.empty()) return kBuiltinPrompts;
+// Models made by `stave train` (the embedded default model is one) know one task, key-value
+// retrieval, and no stories: a story opening gets about one token back. Their tokenizers have
+// the task's fixed pieces (KvTokenizerSymbols), so `Query: ` and a key with its separator are
+// one token each; a story model's tokenizer splits them.
+absl::StatusOr<bool> ServesRetrievalModel(stave::v1::Inference::Stub& stub, const ChannelOptions& channel) {
+  for (const char* text : {"Query: ", "\"mo\": \""}) {
+    stave::v1::TokenizeRequest request;
+    request.set_text(text);
+    stave::v1::TokenizeResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, channel.timeout_s);
+    auto status = FromGrpc(stub.Tokenize(&context, request, &response), channel.server, channel.timeout_s);
+    if (!status.ok()) return status;
+    if (response.token_ids_size() != 1) return false;
+  }
+  return true;
+}
+
+// Retrieval prompts as the default model was trained on (8-12 records, the gold record anywhere);
+// it answers the value and a closing quote, then ends the text (measured: 2 tokens a request).
+std::vector<std::string> RetrievalPrompts() {
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 16; ++i) {
+    const int records = 8 + i % 5;
+    prompts.push_back(MakeKvRetrievalExample(records, (i * 7) % records, 1, 1000 + i).prompt);
+  }
+  return prompts;
+}
+
+// --prompts FILE, else built-in prompts the served model can answer.
+absl::StatusOr<std::vector<std::string>> LoadPrompts(const std::string& path,
+                                                     stave::v1::Inference::Stub& stub,
+                                                     const ChannelOptions& channel) {
+  if (path.empty()) {
+    auto retrieval = ServesRetrievalModel(stub, channel);
+    if (!retrieval.ok()) return retrieval.status();
+    std::fprintf(stderr, "loadtest: built-in %s prompts (%s; --prompts FILE to choose)\n",
+                 *retrieval ? "key-value retrieval" : "story",
+                 *retrieval ? "the server's tokenizer has the retrieval task's pieces"
+                            : "the server's model is not a stave train retrieval model");
+    return *retrieval ? RetrievalPrompts() : kStoryPrompts;
+  }
   std::ifstream in(path);
   if (!in) return absl::InvalidArgumentError(absl::StrCat("--prompts ", path, ": cannot read it"));
   std::vector<std::string> prompts;
@@ -300,8 +342,8 @@ absl::Status Validate(const LoadtestOptions& o) {
 
 absl::Status RunLoadtest(const LoadtestOptions& o) {
   if (auto status = Validate(o); !status.ok()) return status;
-  auto prompts = LoadPrompts(o.prompts_file);
-  if (!prompts.ok()) return prompts.status();
+  if (!o.prompts_file.empty() && !std::ifstream(o.prompts_file))  // before connecting
+    return absl::InvalidArgumentError(absl::StrCat("--prompts ", o.prompts_file, ": cannot read it"));
   auto position = o.position.Override();
   if (!position.ok()) return position.status();
   auto channel = OpenChannel(o.channel);
@@ -312,6 +354,8 @@ absl::Status RunLoadtest(const LoadtestOptions& o) {
         std::chrono::duration_cast<std::chrono::seconds>(kConnectTimeout).count(),
         " s (is staved running there?)"));
   auto stub = stave::v1::Inference::NewStub(*channel);
+  auto prompts = LoadPrompts(o.prompts_file, *stub, o.channel);
+  if (!prompts.ok()) return prompts.status();
 
   Schedule schedule(o);
   Progress progress;
@@ -330,6 +374,7 @@ absl::Status RunLoadtest(const LoadtestOptions& o) {
         request.temperature = o.temperature;
         request.seed = o.seed + start->index;
         request.position = *position;
+        request.timeout_s = o.channel.timeout_s;
         Sample s = RunOne(*stub, o.channel.server, request, progress);
         if (!s.status.ok()) progress.errors.fetch_add(1);
         progress.done.fetch_add(1);
@@ -367,13 +412,13 @@ void AddLoadtestCommand(CLI::App& app) {
   auto o = std::make_shared<LoadtestOptions>();
   auto* cmd = app.add_subcommand("loadtest", "load-test staved with concurrent Generate streams; reports TTFT, inter-token latency, request latency and throughput");
   AddServerFlags(cmd, o->channel)->required();
-  cmd->add_option("--concurrency", o->concurrency, "requests in flight at most (workers)")->capture_default_str();
-  auto* requests = cmd->add_option("--requests", o->requests, "requests to send in total")->check(CLI::PositiveNumber);
-  auto* duration = cmd->add_option("--duration", o->duration_s, "or: keep starting requests for this many seconds")->check(CLI::PositiveNumber);
+  cmd->add_option("--concurrency", o->concurrency, "requests in flight at most (workers)")->capture_default_str()->check(AtLeast(1));
+  auto* requests = cmd->add_option("--requests", o->requests, "requests to send in total")->check(AtLeast(1));
+  auto* duration = cmd->add_option("--duration", o->duration_s, "or: keep starting requests for this many seconds")->check(Positive());
   requests->excludes(duration);
-  cmd->add_option("--rate", o->rate, "open loop: start requests at this rate (requests/s) instead of back to back")->check(CLI::PositiveNumber);
-  cmd->add_option("--prompts", o->prompts_file, "file of prompts, one per line (default: built-in story openings)");
-  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate per request at most")->capture_default_str();
+  cmd->add_option("--rate", o->rate, "open loop: start requests at this rate (requests/s) instead of back to back")->check(Positive());
+  cmd->add_option("--prompts", o->prompts_file, "file of prompts, one per line (default: built-in prompts for the served model: key-value retrieval for a stave train model such as the default one, else story openings)");
+  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate per request at most")->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--seed", o->seed, "request i samples with seed SEED + i")->capture_default_str();
   o->position.Register(cmd);

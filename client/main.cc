@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "client/commands.h"
+#include "client/flags.h"
+#include "client/version.h"
 
 namespace stave::cli {
 absl::Status& CommandStatus() {
@@ -13,6 +15,9 @@ absl::Status& CommandStatus() {
 
 int main(int argc, char** argv) {
   CLI::App app{"stave: Llama inference with Attention Buckets and MoICE position modes"};
+  // Before the subcommands: each copies its parent's failure message when it is created.
+  app.failure_message(stave::cli::OneLineFailure);
+  app.set_version_flag("--version", stave::cli::VersionString(), "print the version and build type, then exit");
   app.require_subcommand(1);
   stave::cli::AddGenerateCommand(app);
   stave::cli::AddConvertCommand(app);

@@ -22,6 +22,7 @@ absl::StatusOr<RemoteResult> RemoteGenerate(stave::v1::Inference::StubInterface&
     request.mutable_position()->set_router(r.position->router_path);
   }
   grpc::ClientContext context;
+  SetDeadline(context, r.timeout_s);
   auto reader = stub.Generate(&context, request);
   RemoteResult result;
   stave::v1::GenerateResponse msg;
@@ -37,7 +38,7 @@ absl::StatusOr<RemoteResult> RemoteGenerate(stave::v1::Inference::StubInterface&
     result.text += msg.text();
     if (on_streamed) on_streamed(token, msg.text());
   }
-  absl::Status status = FromGrpc(reader->Finish(), server);
+  absl::Status status = FromGrpc(reader->Finish(), server, r.timeout_s);
   if (!status.ok()) return status;
   return result;
 }

@@ -25,6 +25,7 @@ struct RemoteRequest {
   std::vector<std::string> stop;
   // This request only; nullopt = the server's current position config.
   std::optional<PositionConfig> position;
+  double timeout_s = 0;  // the whole stream's deadline (--timeout); 0 = none
 };
 
 struct RemoteResult {

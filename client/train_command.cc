@@ -10,9 +10,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "client/commands.h"
+#include "client/flags.h"
+#include "client/progress.h"
 #include "core/hf_checkpoint.h"
 #include "core/kv_retrieval.h"
 #include "core/llama_training.h"
@@ -130,25 +133,29 @@ absl::Status RunTrain(TrainOptions o) {
                shape.ToString().c_str(), params / 1e6, o.train.steps, o.train.batch,
                o.train.min_records, o.train.max_records);
   const auto start = std::chrono::steady_clock::now();
+  ProgressBar bar("train");
   auto ckpt = TrainLlama(**tokenizer, o.train, o.out + "/training", [&](const LlamaTrainingProgress& p) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const int width = 30, done = width * p.step / p.steps;
-    std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  lr %.2g  %.0f tok/s  %.0f s", std::string(done, '#').c_str(),
-                 std::string(width - done, '.').c_str(), p.step, p.steps, p.loss, p.lr, p.tokens_per_s, elapsed);
-    if (p.records_cap > 0) std::fprintf(stderr, "  records <= %d", p.records_cap);
+    std::string line = absl::StrFormat("step %d/%d  loss %.4f  lr %.2g  %.0f tok/s  %.0f s", p.step, p.steps,
+                                       p.loss, p.lr, p.tokens_per_s, elapsed);
+    if (p.records_cap > 0) absl::StrAppend(&line, "  records <= ", p.records_cap);
+    // Held-out results and checkpoints get a line of their own (kept in a log too).
     if (p.eval_accuracy >= 0) {
-      std::fprintf(stderr, "  held-out exact match %.1f%% at %d records", 100 * p.eval_accuracy,
-                   o.train.max_records);
-      if (p.cap_accuracy >= 0) std::fprintf(stderr, ", %.1f%% at %d", 100 * p.cap_accuracy, p.records_cap);
+      absl::StrAppend(&line, absl::StrFormat("  held-out exact match %.1f%% at %d records", 100 * p.eval_accuracy,
+                                             o.train.max_records));
+      if (p.cap_accuracy >= 0)
+        absl::StrAppend(&line, absl::StrFormat(", %.1f%% at %d", 100 * p.cap_accuracy, p.records_cap));
       if (!p.previous_token_attention.empty()) {
-        std::fputs("; previous-token attention by layer", stderr);
-        for (double a : p.previous_token_attention) std::fprintf(stderr, " %.2f", a);
+        absl::StrAppend(&line, "; previous-token attention by layer");
+        for (double a : p.previous_token_attention) absl::StrAppend(&line, absl::StrFormat(" %.2f", a));
       }
-      std::fprintf(stderr, "%s\n", p.checkpointed ? "  (checkpoint saved)" : "");
     }
-    else if (p.checkpointed)
-      std::fputs("  (checkpoint saved)\n", stderr);
-    std::fflush(stderr);
+    if (p.checkpointed) absl::StrAppend(&line, "  (checkpoint saved)");
+    if (p.eval_accuracy >= 0 || p.checkpointed) {
+      bar.Note(absl::StrCat("train: ", line));
+    } else {
+      bar.Update(p.step, p.steps, line);
+    }
   }, o.out);
   if (!ckpt.ok()) return ckpt.status();
   auto status = SaveHfCheckpoint(*ckpt, o.out);
@@ -223,7 +230,7 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--checkpoint-every", o->train.checkpoint_every, "steps between saved states")->capture_default_str();
   cmd->add_option("--eval-every", o->train.eval_every, "steps between held-out checks")->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "seed for weights, data and tokenizer corpus")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
+  AddThreadsFlag(cmd, o->threads);
   cmd->callback([o, out] {
     CommandStatus() = out->count() == 0 && o->write_corpus.empty()
                           ? absl::InvalidArgumentError("give --out DIR (or --write-corpus FILE)")

@@ -2,7 +2,10 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "client/commands.h"
+#include "client/flags.h"
+#include "client/progress.h"
 #include "core/model.h"
 #include "core/position_config.h"
 #include "core/router_training.h"
@@ -17,6 +20,7 @@ struct TrainOptions {
 };
 
 absl::Status RunTrain(TrainOptions o) {
+  if (auto status = CheckWritable(o.out, "--out"); !status.ok()) return status;  // before training
   ConfigureThreads(o.threads);
   auto bases = ParseBaseList(o.expert_bases, "--expert-bases");
   if (!bases.ok()) return bases.status();
@@ -53,11 +57,10 @@ absl::Status RunTrain(TrainOptions o) {
     before = *loss;
     std::fprintf(stderr, "held-out loss with untrained routers: %.4f\n", before);
   }
-  auto progress = [](const TrainingProgress& p) {
-    const int width = 30, done = width * p.step / p.steps;
-    std::fprintf(stderr, "\r[%s%s] step %d/%d  loss %.4f  aux %.4f  %.0f tokens/s", std::string(done, '#').c_str(),
-                 std::string(width - done, '.').c_str(), p.step, p.steps, p.loss, p.aux, p.tokens_per_s);
-    if (p.step == p.steps) std::fputs("\n", stderr);
+  ProgressBar bar("train-router");
+  auto progress = [&bar](const TrainingProgress& p) {
+    bar.Update(p.step, p.steps, absl::StrFormat("step %d/%d  loss %.4f  aux %.4f  %.0f tokens/s", p.step,
+                                                p.steps, p.loss, p.aux, p.tokens_per_s));
   };
   auto routers = data->scored() ? TrainRouters(**model, data->examples, o.train, progress)
                                 : TrainRouters(**model, data->stream, o.train, progress);
@@ -92,7 +95,7 @@ void AddTrainRouterCommand(CLI::App& app) {
   cmd->add_option("--aux-coef", o->train.aux_coef, "load-balancing loss coefficient")->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "seed for router init and data order")->capture_default_str();
   cmd->add_option("--eval-sequences", o->eval_sequences, "held-out sequences (or examples) evaluated")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "compute threads (0 = one per core)")->capture_default_str();
+  AddThreadsFlag(cmd, o->threads);
   cmd->add_option("--out", o->out, "router checkpoint to write (.safetensors)")->required();
   cmd->callback([o] { CommandStatus() = RunTrain(*o); });
 }

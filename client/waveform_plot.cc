@@ -10,6 +10,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/flags.h"
+#include "client/plot_style.h"
 #include "core/waveform.h"
 
 namespace stave::cli {
@@ -40,60 +42,78 @@ absl::Status Plot(const std::string& path, const std::string& device, int head_d
   for (const auto& c : curves) lo = std::min(lo, *std::min_element(c.begin(), c.end()));
   // Zoom on the part where the troughs are: the peak at m = 0 (sqrt(d)) would flatten the rest.
   double top = std::min(hi, std::max(2.0, 1.6 * *std::max_element(envelope.begin() + n / 20, envelope.end())));
+  const WaveformLayout layout = LayoutWaveform(n - 1, lo - 0.1 * (top - lo), top, stave.distance, stave.value);
 
   plsdev(device.c_str());
   plsfnam(path.c_str());
   plspage(0, 0, 1400, 800, 0, 0);
   plscolbg(255, 255, 255);
-  plscol0(15, 0, 0, 0);  // colour 15 black: axes and labels
+  plscol0(15, 0, 0, 0);  // colour 15 black: axes, labels, the envelope and the marker
+  for (size_t i = 0; i < kSeriesColors.size(); ++i)
+    plscol0(static_cast<PLINT>(i + 1), kSeriesColors[i].r, kSeriesColors[i].g, kSeriesColors[i].b);
   plinit();
+  pladv(0);
+  plvpor(layout.plot.x0, layout.plot.x1, layout.plot.y0, layout.plot.y1);
+  plwind(layout.x_min, layout.x_max, layout.y_min, layout.y_max);
   plcol0(15);
-  plenv(0, n - 1, lo - 0.1 * (top - lo), top, 0, 0);
+  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
   pllab("relative distance m (tokens)", "f#db#u(m)",
         absl::StrCat("RoPE waveform, head dim ", head_dim, "; shortest stave (circle) ",
                      absl::StrFormat("%.3f", stave.value), " at m=", stave.distance).c_str());
 
   std::vector<std::string> names;
-  std::vector<PLINT> colors, styles;
+  std::vector<PLINT> colors, styles, opts;
   std::vector<PLFLT> widths;
-  const PLINT palette[] = {1, 3, 9, 10, 11, 12, 13, 14, 2, 4, 5, 6, 7, 8};
   for (size_t i = 0; i < curves.size(); ++i) {
-    PLINT color = palette[i % 14];
+    const SeriesStyle style = SeriesStyleFor(static_cast<int>(i));
+    const PLINT color = static_cast<PLINT>(1 + i % kSeriesColors.size());
     plcol0(color);
+    pllsty(style.line_style);
     plwidth(1.0);
     std::vector<PLFLT> y(curves[i].begin(), curves[i].end());
     plline(n, x.data(), y.data());
     names.push_back(absl::StrCat("base ", bases[i]));
     colors.push_back(color);
-    widths.push_back(1.0);
+    styles.push_back(style.line_style);
+    widths.push_back(1.5);
+    opts.push_back(PL_LEGEND_LINE);
   }
+  pllsty(1);
   plcol0(15);
   plwidth(3.0);
   std::vector<PLFLT> env(envelope.begin(), envelope.end());
   plline(n, x.data(), env.data());
   names.push_back("upper envelope");
   colors.push_back(15);
+  styles.push_back(1);
   widths.push_back(3.0);
-  // The shortest stave: a marker and its value.
+  opts.push_back(PL_LEGEND_LINE);
+  // The shortest stave: a black circle, drawn last so no curve hides it.
   PLFLT sx = stave.distance, sy = stave.value;
-  plcol0(1);
+  plwidth(2.0);
   plssym(0, 2.5);
   plpoin(1, &sx, &sy, 4);
+  names.push_back("shortest stave");
+  colors.push_back(15);
+  styles.push_back(1);
+  widths.push_back(0);
+  opts.push_back(PL_LEGEND_SYMBOL);
 
+  // In a viewport of its own right of the plot area: inside it the legend covered the curves.
+  plvpor(layout.legend_x0, 0.995, layout.plot.y0, layout.plot.y1);
+  plwind(0, 1, 0, 1);
   const int entries = static_cast<int>(names.size());
-  std::vector<const char*> texts;
+  std::vector<const char*> texts, symbols(entries, "\u25CB");  // a circle, as the marker
   for (const auto& s : names) texts.push_back(s.c_str());
-  std::vector<PLINT> opts(entries, PL_LEGEND_LINE), text_colors(entries, 15), box(entries, 0),
-      symbol_numbers(entries, 0);
-  std::vector<PLFLT> zeros(entries, 0), scales(entries, 1);
-  std::vector<const char*> symbols(entries, "");
-  styles.assign(entries, 1);
+  std::vector<PLINT> text_colors(entries, 15), zeros_i(entries, 0), symbol_numbers(entries, 1);
+  std::vector<PLFLT> zeros(entries, 0), scales(entries, 1.5);
   PLFLT legend_w, legend_h;
   plwidth(1.0);
-  pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_INSIDE,
-           0.01, 0.01, 0.08, 0, 15, 1, 0, 0, entries, opts.data(), 1.0, 0.8, 2.0, 0.0, text_colors.data(),
-           texts.data(), box.data(), box.data(), zeros.data(), zeros.data(), colors.data(), styles.data(),
-           widths.data(), box.data(), scales.data(), symbol_numbers.data(), symbols.data());
+  pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+           PL_POSITION_LEFT | PL_POSITION_TOP | PL_POSITION_INSIDE, 0.0, 0.0, 0.2, 0, 15, 1, 0, 0,
+           entries, opts.data(), 0.6, 0.8, 2.0, 0.0, text_colors.data(), texts.data(), zeros_i.data(),
+           zeros_i.data(), zeros.data(), zeros.data(), colors.data(), styles.data(), widths.data(),
+           colors.data(), scales.data(), symbol_numbers.data(), symbols.data());
   plend();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0)
@@ -110,16 +130,17 @@ absl::Status WriteWaveform(const std::string& path, int head_dim, const std::vec
   if (bases.empty()) return absl::InvalidArgumentError("--bases: give at least one base");
   for (double b : bases)
     if (!(b > 1)) return absl::InvalidArgumentError("--bases: every base must be > 1");
+  const std::string ext = absl::AsciiStrToLower(std::filesystem::path(path).extension().string());
+  if (ext != ".csv" && ext != ".png" && ext != ".svg")
+    return absl::InvalidArgumentError(absl::StrCat("--out: unknown format '", ext, "' (use .png, .svg or .csv)"));
+  if (auto status = CheckWritable(path, "--out"); !status.ok()) return status;
   std::vector<std::vector<double>> curves;
   std::vector<double> envelope(max_distance + 1, -1e300);
   for (double b : bases) {
     curves.push_back(WaveformCurve(b, head_dim, 0, max_distance));
     for (int m = 0; m <= max_distance; ++m) envelope[m] = std::max(envelope[m], curves.back()[m]);
   }
-  const std::string ext = absl::AsciiStrToLower(std::filesystem::path(path).extension().string());
   if (ext == ".csv") return WriteCsv(path, curves, envelope, bases);
-  if (ext != ".png" && ext != ".svg")
-    return absl::InvalidArgumentError(absl::StrCat("--out: unknown format '", ext, "' (use .png, .svg or .csv)"));
   const Stave stave = ShortestStave(bases, head_dim, 0, max_distance);
   return Plot(path, ext == ".png" ? "pngcairo" : "svgcairo", head_dim, curves, envelope, bases, stave);
 }
