@@ -87,7 +87,7 @@ enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
 // On kAvx512Bf16, Matmul with BF16 weights and at least this many activation rows rounds the
 // activations to bf16 and uses vdpbf16ps; below it (and on other levels) it widens the weights
 // to fp32 and keeps fp32 activations. See quant_matmul.cc for the measurement behind it.
-constexpr int64_t kBf16DotMinRows = 4;
+constexpr int64_t kBf16DotMinRows = 16;
 
 const char* IsaName(Isa isa);
 Isa DetectedIsa();  // the best level this CPU supports

@@ -70,11 +70,20 @@ inline void Store(const Args& a, int64_t b, int64_t i, float s) {
 
 inline const uint8_t* Row(const Args& a, int64_t i) { return a.w + i * a.row_bytes; }
 
-// Software prefetch of the weights the next group of NR rows will read at the same offset
-// (NR rows ahead: 3-9 KB on the 110M shapes). Measured on the AMD EPYC (Zen 4) build host, one
-// thread, one [65536, 768] matrix from memory: without it the hardware prefetchers kept the
-// interleaved short-row streams at 4.6 GB/s for Q8_0 and 6.5 GB/s for BF16 while at::mv's fp32
-// read 10.8 GB/s; with it see the figures at kBf16DotMinRows / in bench/quant_matmul_bench.cc.
+// Software prefetch of the weights PrefetchRows(NR) rows ahead at the same offset, and how many
+// W rows a decode (one x row) micro-kernel interleaves. Measured on the AMD EPYC (Zen 4, 32 MB
+// L3) build host, one thread, one [65536, 768] matrix, one x row, GB/s of weights read, two runs
+// each while other builds ran (noisy: +-20 %):
+//   4 rows interleaved, prefetch 8 rows ahead:  f32 12-13, bf16 13, f16 13, q8_0 25, q4_0 23
+//   4 rows, prefetch 16 ahead:                  f32 11-12, bf16 12-13, f16 9, q8_0 12-22, q4_0 25-27
+//   1 row, prefetch 8 ahead:                    f32 14-15, bf16 9-16, f16 16-18, q8_0 38, q4_0 18-19
+//   (no prefetch at all, 4 rows: q8_0 4.6, bf16 6.5 with at::mv's fp32 at 10.8)
+// So decode streams one row at a time, 8 rows ahead, except Q4_0 (its nibble unpacking is the
+// bottleneck once the data is in cache: 4 rows and 16 ahead); see kDecodeNr.
+constexpr int PrefetchRows(int nr) { return nr >= 4 ? 16 : 8; }
+template <WeightType T>
+constexpr int kDecodeNr = T == WeightType::kQ4_0 ? 4 : 1;
+
 inline void Prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
 
 template <WeightType T>
@@ -144,7 +153,7 @@ void FloatTile(const Args& a, int64_t i, int64_t b0) {
   __m256 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   for (int64_t j = 0; j < d8; j += 8) {
     __m256 wv[NR];
     for (int r = 0; r < NR; ++r) {
@@ -178,7 +187,7 @@ void QuantTile(const Args& a, int64_t i, int64_t b0) {
   __m256 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   constexpr int64_t kBlockBytes = T == WeightType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
   for (int64_t k = 0; k < nblk; ++k) {
     __m256i wq[NR], ws[NR];
@@ -240,13 +249,13 @@ template <WeightType T>
 void Dispatch(const Args& a, int64_t i0, int64_t i1, int64_t b0, int nb) {
   if constexpr (T == WeightType::kQ8_0 || T == WeightType::kQ4_0) {
     switch (nb) {
-      case 1: return Rows<T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<T, 2, 2>(a, i0, i1, b0);
       default: return Rows<T, 2, 3>(a, i0, i1, b0);
     }
   } else {
     switch (nb) {
-      case 1: return Rows<T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<T, 4, 2>(a, i0, i1, b0);
       case 3: return Rows<T, 2, 3>(a, i0, i1, b0);
       default: return Rows<T, 2, 4>(a, i0, i1, b0);
@@ -287,7 +296,7 @@ void FloatTile(const Args& a, int64_t i, int64_t b0) {
   __m512 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   for (int64_t j = 0; j < d16; j += 16) {
     __m512 wv[NR];
     for (int r = 0; r < NR; ++r) {
@@ -317,7 +326,7 @@ void Bf16DotTile(const Args& a, int64_t i, int64_t b0) {
   __m512 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   for (int64_t j = 0; j < d32; j += 32) {
     __m512bh wv[NR];
     for (int r = 0; r < NR; ++r) {
@@ -359,7 +368,7 @@ void QuantTile(const Args& a, int64_t i, int64_t b0) {
   __m512 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   constexpr int64_t kBlockBytes = T == WeightType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
   for (int64_t kp = 0; kp < npair; ++kp) {
     const int64_t k = 2 * kp;
@@ -444,7 +453,7 @@ template <Kind K, WeightType T>
 void Dispatch(const Args& a, int64_t i0, int64_t i1, int64_t b0, int nb) {
   if constexpr (K == Kind::kQuant) {
     switch (nb) {
-      case 1: return Rows<K, T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<K, T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<K, T, 4, 2>(a, i0, i1, b0);
       case 3: return Rows<K, T, 4, 3>(a, i0, i1, b0);
       case 4: return Rows<K, T, 4, 4>(a, i0, i1, b0);
@@ -453,7 +462,7 @@ void Dispatch(const Args& a, int64_t i0, int64_t i1, int64_t b0, int nb) {
     }
   } else {
     switch (nb) {
-      case 1: return Rows<K, T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<K, T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<K, T, 4, 2>(a, i0, i1, b0);
       case 3: return Rows<K, T, 4, 3>(a, i0, i1, b0);
       case 4: return Rows<K, T, 4, 4>(a, i0, i1, b0);
