@@ -429,12 +429,41 @@ void QuantTile(const Args& a, int64_t i, int64_t b0) {
     for (int b = 0; b < NB; ++b) Store(a, b0 + b, i + r, _mm512_reduce_add_ps(acc[r][b]));
 }
 
-enum class Kind { kFloat, kQuant, kBf16Dot };
+// Q8_0 decode (one x row) with fp32 activations: each block's int8 weights widened to fp32 in
+// registers (vpmovsxbd + vcvtdq2ps), two FMAs against x into a block sum, one FMA scaling it by
+// d_w. Chosen over the int8 kernel for one row by measurement (see kQ8Fp32DecodeRows); no
+// activation rounding either.
+template <int NR>
+void Q8Fp32Tile(const Args& a, int64_t i) {
+  const int64_t nblk = a.d / kBlock;
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
+  const BlockQ8_0* rows[NR];
+  for (int r = 0; r < NR; ++r) rows[r] = reinterpret_cast<const BlockQ8_0*>(Row(a, i + r));
+  __m512 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < nblk; ++k) {
+    const __m512 x0 = _mm512_loadu_ps(a.x + k * kBlock), x1 = _mm512_loadu_ps(a.x + k * kBlock + 16);
+    for (int r = 0; r < NR; ++r) {
+      const BlockQ8_0* blk = rows[r] + k;
+      Prefetch(reinterpret_cast<const uint8_t*>(blk) + ahead);
+      const __m512 lo = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs))));
+      const __m512 hi = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs + 16))));
+      const __m512 s = _mm512_fmadd_ps(hi, x1, _mm512_mul_ps(lo, x0));
+      acc[r] = _mm512_fmadd_ps(s, _mm512_set1_ps(_cvtsh_ss(blk->d)), acc[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) Store(a, 0, i + r, _mm512_reduce_add_ps(acc[r]));
+}
+
+enum class Kind { kFloat, kQuant, kBf16Dot, kQ8Fp32 };
 
 template <Kind K, WeightType T, int NR, int NB>
 inline void Tile(const Args& a, int64_t i, int64_t b0) {
   if constexpr (K == Kind::kQuant) QuantTile<T, NR, NB>(a, i, b0);
   else if constexpr (K == Kind::kBf16Dot) Bf16DotTile<NR, NB>(a, i, b0);
+  else if constexpr (K == Kind::kQ8Fp32) Q8Fp32Tile<NR>(a, i);
   else FloatTile<T, NR, NB>(a, i, b0);
 }
 
@@ -451,7 +480,10 @@ constexpr int kFloatNbMax = 8, kQuantNbMax = 6;
 
 template <Kind K, WeightType T>
 void Dispatch(const Args& a, int64_t i0, int64_t i1, int64_t b0, int nb) {
-  if constexpr (K == Kind::kQuant) {
+  if constexpr (K == Kind::kQ8Fp32) {
+    (void)nb;  // one row only
+    return Rows<K, T, 1, 1>(a, i0, i1, b0);
+  } else if constexpr (K == Kind::kQuant) {
     switch (nb) {
       case 1: return Rows<K, T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<K, T, 4, 2>(a, i0, i1, b0);
@@ -529,7 +561,9 @@ void PrepareActivations(Args& a, int64_t rows, QuantScratch& s, int lanes, bool 
         uint8_t* q = s.q.data() + r * a.xq_stride + k * kBlock;
         int32_t sum = 0;
         for (int j = 0; j < kBlock; ++j) {
-          const int v = static_cast<int>(std::nearbyint(x[j] * id));
+          // Round to nearest even as std::nearbyint, without its libm call on baseline x86-64
+          // (no SSE4.1 roundss): adding 1.5 * 2^23 leaves no fraction bits for |v| <= 127.
+          const int v = static_cast<int>((x[j] * id + 12582912.0f) - 12582912.0f);
           sum += v;
           q[j] = static_cast<uint8_t>(u8 ? v + 128 : v);
         }
@@ -563,6 +597,13 @@ const char* IsaName(Isa isa) {
 }
 
 Isa DetectedIsa() { return g_detected; }
+
+bool Int8Activations(WeightType type, Isa isa, int64_t rows) {
+  if (type != WeightType::kQ8_0 && type != WeightType::kQ4_0) return false;
+  if (isa == Isa::kScalar) return false;
+  if (type == WeightType::kQ8_0 && rows == 1 && isa >= Isa::kAvx512) return false;
+  return true;
+}
 Isa ActiveIsa() { return static_cast<Isa>(g_active.load(std::memory_order_relaxed)); }
 
 bool SetIsaForTesting(Isa isa) {
@@ -608,7 +649,8 @@ void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x
       case WeightType::kQ8_0: fn = avx2::Dispatch<WeightType::kQ8_0>; break;
       case WeightType::kQ4_0: fn = avx2::Dispatch<WeightType::kQ4_0>; break;
     }
-    if (quant) PrepareActivations(a, rows, scratch, 1, false, false, type == WeightType::kQ4_0);
+    if (internal::Int8Activations(type, isa, rows))
+      PrepareActivations(a, rows, scratch, 1, false, false, type == WeightType::kQ4_0);
   } else {
     using avx512::Kind;
     nr = 4;
@@ -624,10 +666,14 @@ void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x
           fn = avx512::Dispatch<Kind::kFloat, WeightType::kBF16>;
         }
         break;
-      case WeightType::kQ8_0: fn = avx512::Dispatch<Kind::kQuant, WeightType::kQ8_0>; break;
+      case WeightType::kQ8_0:
+        fn = internal::Int8Activations(type, isa, rows)
+                 ? avx512::Dispatch<Kind::kQuant, WeightType::kQ8_0>
+                 : avx512::Dispatch<Kind::kQ8Fp32, WeightType::kQ8_0>;
+        break;
       case WeightType::kQ4_0: fn = avx512::Dispatch<Kind::kQuant, WeightType::kQ4_0>; break;
     }
-    if (quant)
+    if (internal::Int8Activations(type, isa, rows))
       PrepareActivations(a, rows, scratch, 8, true, type == WeightType::kQ8_0,
                          type == WeightType::kQ4_0);
   }
