@@ -12,13 +12,27 @@
 // Float weights (F32/F16/BF16): activations stay fp32; weights are widened in registers (F16 with
 // vcvtph2ps, BF16 by a 16-bit shift) and fused-multiply-added. For BF16 with many rows the
 // AVX512_BF16 level instead rounds the activations to bf16 once and uses vdpbf16ps (32 products
-// per instruction instead of 16); see kBf16DotMinRows for when.
+// per instruction instead of 16): internal::kBf16DotMinRows = 16. Measured (bench/
+// quant_matmul_bench.cc --levels, 1 thread, bf16 speed-up vs the engine's fp32 per token):
+// widening 2.88x / 2.17x / 1.43x at 4 / 16 / 128 rows, vdpbf16ps 2.62x / 2.32x / 2.01x (2.6-2.7x
+// in other runs at 128): equal within the noise while memory-bound, so bf16 rounding only from
+// 16 rows on.
 //
 // Q8_0/Q4_0 (llama.cpp's way): the activations are quantized once per call to int8 per block of
-// 32 with an fp32 scale (amax / 127, round to nearest), and each block product is an int8 dot
-// product (vpdpbusd with VNNI, vpmaddubsw + vpmaddwd on AVX2) scaled by d_w * d_x into fp32
-// accumulators. Measured against the alternative of keeping fp32 activations and widening the
-// weights to fp32 in registers (see the comment at kQuantActivations below for figures).
+// 32 with an fp32 scale (amax / 127, round to nearest even), and each block product is an int8
+// dot product (vpdpbusd with VNNI, vpmaddubsw + vpmaddwd on AVX2) scaled by d_w * d_x into fp32
+// accumulators. The exception is Q8_0 decode (one row) on AVX-512: fp32 activations, weights
+// widened in registers (Q8Fp32Tile). Measured with bench/quant_matmul_bench.cc --alt (110M decode,
+// 1 thread, ms per token, fp32 engine ~37-45 ms, load from other builds):
+//   q4_0: int8 7.0 / 2.95 ms vs fp32 activations 11.3 / 7.5 ms (two runs): int8, the nibble
+//     unpacking costs less as one vpdpbusd operand than widened to fp32;
+//   q8_0: int8 13.7 / 9.0 ms vs fp32 activations 7.9 / 7.8 ms: widening 32 bytes to 2 x 16 floats
+//     is cheap and needs no per-block activation scale or weight-sum correction, so decode keeps
+//     fp32 (no activation rounding either); with 2+ rows the int8 kernel's shared weight work
+//     wins (prefill 128 rows: q8_0 1.73x the fp32 OpenBLAS GEMM at 1 thread).
+// Prefill (many rows) uses the same int8 kernel, not a dequantize + fp32 GEMM: it measured
+// 1.6-1.75x at::mm's OpenBLAS sgemm (1 thread), which dequantize + GEMM cannot beat (GEMM alone
+// is 1.0x).
 //
 // Levels (chosen at run time, internal::Isa): AVX-512 F/BW/VL/DQ + VNNI (+ BF16), AVX2 + FMA +
 // F16C, and portable C++ (dequantize a row, fp32 dot), which is also the reference the SIMD paths
