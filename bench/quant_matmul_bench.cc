@@ -191,6 +191,13 @@ void AltStep(std::vector<Matrix>& model, Buffers& b, WeightType t) {
   }
 }
 
+std::string LoadAverage() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
 std::string CpuModel() {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
@@ -227,8 +234,9 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(threads);
-  std::printf("CPU: %s, %d intra-op threads, detected level %s\n", CpuModel().c_str(),
-              at::get_num_threads(), qi::IsaName(qi::DetectedIsa()));
+  std::printf("CPU: %s, %d intra-op threads, detected level %s, load average %s\n",
+              CpuModel().c_str(), at::get_num_threads(), qi::IsaName(qi::DetectedIsa()),
+              LoadAverage().c_str());
   std::printf("building the 110M shapes (12 layers + classifier, 109.5 M weights per type)...\n");
   auto model = MakeModel();
 
@@ -278,5 +286,8 @@ int main(int argc, char** argv) {
                   base * 1e3);
     }
   }
+  std::printf("\nload average at the end: %s (other processes on the same cores make the\n"
+              "2-thread figures unreliable: each parallel region waits for both threads)\n",
+              LoadAverage().c_str());
   return 0;
 }

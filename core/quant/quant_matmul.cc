@@ -695,7 +695,10 @@ void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x
   // Split W's rows across threads in groups of nr; at least ~64 K weights per thread so small
   // matrices stay on one thread. Within a thread, cache tiles of ~32 KiB of weights (a multiple
   // of nr rows): each chunk of up to nb_max activation rows passes over a tile while it is in
-  // cache, so W is read from memory once for all rows.
+  // cache, so W is read from memory once for all rows. A static split: handing out tiles from
+  // an atomic counter instead measured no better at 2 threads (static time / dynamic time,
+  // medians on the 110M shapes: 0.96 / 0.94 / 0.80 for bf16 / q8_0 / q4_0 decode, 0.62-0.99 for
+  // 16 and 128 rows; load average ~10 from other builds on the 2 cores).
   const int64_t groups = (n + nr - 1) / nr;
   const int64_t grain = std::max<int64_t>(1, std::max<int64_t>(64, (1 << 16) / d) / nr);
   const int64_t tile = std::max<int64_t>(
