@@ -428,7 +428,10 @@ void CheckMatmul(WeightType type, Isa isa, int64_t n, int64_t d, int64_t rows, b
   // bf16-rounded ones for the vdpbf16ps path.
   const bool quant = type == WeightType::kQ8_0 || type == WeightType::kQ4_0;
   std::vector<float> xk = x;
-  if (quant && isa != Isa::kScalar) xk = QuantizedActivations(x, rows, d);
+  if (internal::Int8Activations(type, isa, rows)) xk = QuantizedActivations(x, rows, d);
+  EXPECT_EQ(internal::Int8Activations(type, isa, rows),
+            quant && isa != Isa::kScalar &&
+                !(type == WeightType::kQ8_0 && rows == 1 && isa >= Isa::kAvx512));
   if (type == WeightType::kBF16 && isa == Isa::kAvx512Bf16 && rows >= internal::kBf16DotMinRows)
     xk = Bf16Activations(x);
   for (int64_t r = 0; r < rows; ++r)

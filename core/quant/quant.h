@@ -26,7 +26,11 @@ void DequantizeRows(WeightType type, const void* src, float* dst, int64_t rows, 
 // (RowBytes(type, d) bytes per row), x [rows, d] and out [rows, n] contiguous fp32. Any rows >= 1:
 // one row is the decode matrix-vector product, a few rows the batched engine's step, many rows
 // prefill. Runs on LibTorch's intra-op threads; picks AVX-512 (VNNI/BF16 where present), AVX2 or
-// portable code by the CPU at run time. d must be a multiple of BlockColumns(type).
+// portable code by the CPU at run time. d must be a positive multiple of BlockColumns(type)
+// (std::invalid_argument otherwise, as RowBytes/QuantizeRows/DequantizeRows for cols); n or
+// rows of 0 do nothing. Q8_0/Q4_0 round the activations to int8 per block of 32 inside (as
+// llama.cpp does), and BF16 with 16 rows or more on AVX512_BF16 CPUs rounds them to bf16, so
+// those products carry that rounding besides the weights' own; the others use fp32 activations.
 void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x, int64_t rows,
             float* out, bool accumulate);
 

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/quant/quant.h"
+
 namespace stave::quant::internal {
 
 constexpr int kBlock = 32;  // weights per Q8_0 / Q4_0 block (ggml's QK8_0 == QK4_0 == 32)
@@ -87,7 +89,11 @@ enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
 // On kAvx512Bf16, Matmul with BF16 weights and at least this many activation rows rounds the
 // activations to bf16 and uses vdpbf16ps; below it (and on other levels) it widens the weights
 // to fp32 and keeps fp32 activations. See quant_matmul.cc for the measurement behind it.
-constexpr int64_t kBf16DotMinRows = 4;
+constexpr int64_t kBf16DotMinRows = 16;
+
+// Whether Matmul rounds the activations to int8 per block for this call (Q8_0/Q4_0 on the SIMD
+// levels), except Q8_0 decode (one row) on the AVX-512 levels, which keeps fp32 activations.
+bool Int8Activations(WeightType type, Isa isa, int64_t rows);
 
 const char* IsaName(Isa isa);
 Isa DetectedIsa();  // the best level this CPU supports

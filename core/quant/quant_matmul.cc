@@ -12,13 +12,27 @@
 // Float weights (F32/F16/BF16): activations stay fp32; weights are widened in registers (F16 with
 // vcvtph2ps, BF16 by a 16-bit shift) and fused-multiply-added. For BF16 with many rows the
 // AVX512_BF16 level instead rounds the activations to bf16 once and uses vdpbf16ps (32 products
-// per instruction instead of 16); see kBf16DotMinRows for when.
+// per instruction instead of 16): internal::kBf16DotMinRows = 16. Measured (bench/
+// quant_matmul_bench.cc --levels, 1 thread, bf16 speed-up vs the engine's fp32 per token):
+// widening 2.88x / 2.17x / 1.43x at 4 / 16 / 128 rows, vdpbf16ps 2.62x / 2.32x / 2.01x (2.6-2.7x
+// in other runs at 128): equal within the noise while memory-bound, so bf16 rounding only from
+// 16 rows on.
 //
 // Q8_0/Q4_0 (llama.cpp's way): the activations are quantized once per call to int8 per block of
-// 32 with an fp32 scale (amax / 127, round to nearest), and each block product is an int8 dot
-// product (vpdpbusd with VNNI, vpmaddubsw + vpmaddwd on AVX2) scaled by d_w * d_x into fp32
-// accumulators. Measured against the alternative of keeping fp32 activations and widening the
-// weights to fp32 in registers (see the comment at kQuantActivations below for figures).
+// 32 with an fp32 scale (amax / 127, round to nearest even), and each block product is an int8
+// dot product (vpdpbusd with VNNI, vpmaddubsw + vpmaddwd on AVX2) scaled by d_w * d_x into fp32
+// accumulators. The exception is Q8_0 decode (one row) on AVX-512: fp32 activations, weights
+// widened in registers (Q8Fp32Tile). Measured with bench/quant_matmul_bench.cc --alt (110M decode,
+// 1 thread, ms per token, fp32 engine ~37-45 ms, load from other builds):
+//   q4_0: int8 7.0 / 2.95 ms vs fp32 activations 11.3 / 7.5 ms (two runs): int8, the nibble
+//     unpacking costs less as one vpdpbusd operand than widened to fp32;
+//   q8_0: int8 13.7 / 9.0 ms vs fp32 activations 7.9 / 7.8 ms: widening 32 bytes to 2 x 16 floats
+//     is cheap and needs no per-block activation scale or weight-sum correction, so decode keeps
+//     fp32 (no activation rounding either); with 2+ rows the int8 kernel's shared weight work
+//     wins (prefill 128 rows: q8_0 1.73x the fp32 OpenBLAS GEMM at 1 thread).
+// Prefill (many rows) uses the same int8 kernel, not a dequantize + fp32 GEMM: it measured
+// 1.6-1.75x at::mm's OpenBLAS sgemm (1 thread), which dequantize + GEMM cannot beat (GEMM alone
+// is 1.0x).
 //
 // Levels (chosen at run time, internal::Isa): AVX-512 F/BW/VL/DQ + VNNI (+ BF16), AVX2 + FMA +
 // F16C, and portable C++ (dequantize a row, fp32 dot), which is also the reference the SIMD paths
@@ -70,11 +84,20 @@ inline void Store(const Args& a, int64_t b, int64_t i, float s) {
 
 inline const uint8_t* Row(const Args& a, int64_t i) { return a.w + i * a.row_bytes; }
 
-// Software prefetch of the weights the next group of NR rows will read at the same offset
-// (NR rows ahead: 3-9 KB on the 110M shapes). Measured on the AMD EPYC (Zen 4) build host, one
-// thread, one [65536, 768] matrix from memory: without it the hardware prefetchers kept the
-// interleaved short-row streams at 4.6 GB/s for Q8_0 and 6.5 GB/s for BF16 while at::mv's fp32
-// read 10.8 GB/s; with it see the figures at kBf16DotMinRows / in bench/quant_matmul_bench.cc.
+// Software prefetch of the weights PrefetchRows(NR) rows ahead at the same offset, and how many
+// W rows a decode (one x row) micro-kernel interleaves. Measured on the AMD EPYC (Zen 4, 32 MB
+// L3) build host, one thread, one [65536, 768] matrix, one x row, GB/s of weights read, two runs
+// each while other builds ran (noisy: +-20 %):
+//   4 rows interleaved, prefetch 8 rows ahead:  f32 12-13, bf16 13, f16 13, q8_0 25, q4_0 23
+//   4 rows, prefetch 16 ahead:                  f32 11-12, bf16 12-13, f16 9, q8_0 12-22, q4_0 25-27
+//   1 row, prefetch 8 ahead:                    f32 14-15, bf16 9-16, f16 16-18, q8_0 38, q4_0 18-19
+//   (no prefetch at all, 4 rows: q8_0 4.6, bf16 6.5 with at::mv's fp32 at 10.8)
+// So decode streams one row at a time, 8 rows ahead, except Q4_0 (its nibble unpacking is the
+// bottleneck once the data is in cache: 4 rows and 16 ahead); see kDecodeNr.
+constexpr int PrefetchRows(int nr) { return nr >= 4 ? 16 : 8; }
+template <WeightType T>
+constexpr int kDecodeNr = T == WeightType::kQ4_0 ? 4 : 1;
+
 inline void Prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
 
 template <WeightType T>
@@ -144,7 +167,7 @@ void FloatTile(const Args& a, int64_t i, int64_t b0) {
   __m256 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   for (int64_t j = 0; j < d8; j += 8) {
     __m256 wv[NR];
     for (int r = 0; r < NR; ++r) {
@@ -178,7 +201,7 @@ void QuantTile(const Args& a, int64_t i, int64_t b0) {
   __m256 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   constexpr int64_t kBlockBytes = T == WeightType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
   for (int64_t k = 0; k < nblk; ++k) {
     __m256i wq[NR], ws[NR];
@@ -240,13 +263,13 @@ template <WeightType T>
 void Dispatch(const Args& a, int64_t i0, int64_t i1, int64_t b0, int nb) {
   if constexpr (T == WeightType::kQ8_0 || T == WeightType::kQ4_0) {
     switch (nb) {
-      case 1: return Rows<T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<T, 2, 2>(a, i0, i1, b0);
       default: return Rows<T, 2, 3>(a, i0, i1, b0);
     }
   } else {
     switch (nb) {
-      case 1: return Rows<T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<T, 4, 2>(a, i0, i1, b0);
       case 3: return Rows<T, 2, 3>(a, i0, i1, b0);
       default: return Rows<T, 2, 4>(a, i0, i1, b0);
@@ -287,7 +310,7 @@ void FloatTile(const Args& a, int64_t i, int64_t b0) {
   __m512 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   for (int64_t j = 0; j < d16; j += 16) {
     __m512 wv[NR];
     for (int r = 0; r < NR; ++r) {
@@ -317,7 +340,7 @@ void Bf16DotTile(const Args& a, int64_t i, int64_t b0) {
   __m512 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   for (int64_t j = 0; j < d32; j += 32) {
     __m512bh wv[NR];
     for (int r = 0; r < NR; ++r) {
@@ -359,7 +382,7 @@ void QuantTile(const Args& a, int64_t i, int64_t b0) {
   __m512 acc[NR][NB];
   for (int r = 0; r < NR; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const int64_t ahead = 2 * NR * static_cast<int64_t>(a.row_bytes);
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
   constexpr int64_t kBlockBytes = T == WeightType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
   for (int64_t kp = 0; kp < npair; ++kp) {
     const int64_t k = 2 * kp;
@@ -420,12 +443,41 @@ void QuantTile(const Args& a, int64_t i, int64_t b0) {
     for (int b = 0; b < NB; ++b) Store(a, b0 + b, i + r, _mm512_reduce_add_ps(acc[r][b]));
 }
 
-enum class Kind { kFloat, kQuant, kBf16Dot };
+// Q8_0 decode (one x row) with fp32 activations: each block's int8 weights widened to fp32 in
+// registers (vpmovsxbd + vcvtdq2ps), two FMAs against x into a block sum, one FMA scaling it by
+// d_w. Chosen over the int8 kernel for one row by measurement (see kQ8Fp32DecodeRows); no
+// activation rounding either.
+template <int NR>
+void Q8Fp32Tile(const Args& a, int64_t i) {
+  const int64_t nblk = a.d / kBlock;
+  const int64_t ahead = PrefetchRows(NR) * static_cast<int64_t>(a.row_bytes);
+  const BlockQ8_0* rows[NR];
+  for (int r = 0; r < NR; ++r) rows[r] = reinterpret_cast<const BlockQ8_0*>(Row(a, i + r));
+  __m512 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < nblk; ++k) {
+    const __m512 x0 = _mm512_loadu_ps(a.x + k * kBlock), x1 = _mm512_loadu_ps(a.x + k * kBlock + 16);
+    for (int r = 0; r < NR; ++r) {
+      const BlockQ8_0* blk = rows[r] + k;
+      Prefetch(reinterpret_cast<const uint8_t*>(blk) + ahead);
+      const __m512 lo = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs))));
+      const __m512 hi = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs + 16))));
+      const __m512 s = _mm512_fmadd_ps(hi, x1, _mm512_mul_ps(lo, x0));
+      acc[r] = _mm512_fmadd_ps(s, _mm512_set1_ps(_cvtsh_ss(blk->d)), acc[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) Store(a, 0, i + r, _mm512_reduce_add_ps(acc[r]));
+}
+
+enum class Kind { kFloat, kQuant, kBf16Dot, kQ8Fp32 };
 
 template <Kind K, WeightType T, int NR, int NB>
 inline void Tile(const Args& a, int64_t i, int64_t b0) {
   if constexpr (K == Kind::kQuant) QuantTile<T, NR, NB>(a, i, b0);
   else if constexpr (K == Kind::kBf16Dot) Bf16DotTile<NR, NB>(a, i, b0);
+  else if constexpr (K == Kind::kQ8Fp32) Q8Fp32Tile<NR>(a, i);
   else FloatTile<T, NR, NB>(a, i, b0);
 }
 
@@ -442,9 +494,12 @@ constexpr int kFloatNbMax = 8, kQuantNbMax = 6;
 
 template <Kind K, WeightType T>
 void Dispatch(const Args& a, int64_t i0, int64_t i1, int64_t b0, int nb) {
-  if constexpr (K == Kind::kQuant) {
+  if constexpr (K == Kind::kQ8Fp32) {
+    (void)nb;  // one row only
+    return Rows<K, T, 1, 1>(a, i0, i1, b0);
+  } else if constexpr (K == Kind::kQuant) {
     switch (nb) {
-      case 1: return Rows<K, T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<K, T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<K, T, 4, 2>(a, i0, i1, b0);
       case 3: return Rows<K, T, 4, 3>(a, i0, i1, b0);
       case 4: return Rows<K, T, 4, 4>(a, i0, i1, b0);
@@ -453,7 +508,7 @@ void Dispatch(const Args& a, int64_t i0, int64_t i1, int64_t b0, int nb) {
     }
   } else {
     switch (nb) {
-      case 1: return Rows<K, T, 4, 1>(a, i0, i1, b0);
+      case 1: return Rows<K, T, kDecodeNr<T>, 1>(a, i0, i1, b0);
       case 2: return Rows<K, T, 4, 2>(a, i0, i1, b0);
       case 3: return Rows<K, T, 4, 3>(a, i0, i1, b0);
       case 4: return Rows<K, T, 4, 4>(a, i0, i1, b0);
@@ -520,7 +575,9 @@ void PrepareActivations(Args& a, int64_t rows, QuantScratch& s, int lanes, bool 
         uint8_t* q = s.q.data() + r * a.xq_stride + k * kBlock;
         int32_t sum = 0;
         for (int j = 0; j < kBlock; ++j) {
-          const int v = static_cast<int>(std::nearbyint(x[j] * id));
+          // Round to nearest even as std::nearbyint, without its libm call on baseline x86-64
+          // (no SSE4.1 roundss): adding 1.5 * 2^23 leaves no fraction bits for |v| <= 127.
+          const int v = static_cast<int>((x[j] * id + 12582912.0f) - 12582912.0f);
           sum += v;
           q[j] = static_cast<uint8_t>(u8 ? v + 128 : v);
         }
@@ -554,6 +611,13 @@ const char* IsaName(Isa isa) {
 }
 
 Isa DetectedIsa() { return g_detected; }
+
+bool Int8Activations(WeightType type, Isa isa, int64_t rows) {
+  if (type != WeightType::kQ8_0 && type != WeightType::kQ4_0) return false;
+  if (isa == Isa::kScalar) return false;
+  if (type == WeightType::kQ8_0 && rows == 1 && isa >= Isa::kAvx512) return false;
+  return true;
+}
 Isa ActiveIsa() { return static_cast<Isa>(g_active.load(std::memory_order_relaxed)); }
 
 bool SetIsaForTesting(Isa isa) {
@@ -599,7 +663,8 @@ void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x
       case WeightType::kQ8_0: fn = avx2::Dispatch<WeightType::kQ8_0>; break;
       case WeightType::kQ4_0: fn = avx2::Dispatch<WeightType::kQ4_0>; break;
     }
-    if (quant) PrepareActivations(a, rows, scratch, 1, false, false, type == WeightType::kQ4_0);
+    if (internal::Int8Activations(type, isa, rows))
+      PrepareActivations(a, rows, scratch, 1, false, false, type == WeightType::kQ4_0);
   } else {
     using avx512::Kind;
     nr = 4;
@@ -615,10 +680,14 @@ void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x
           fn = avx512::Dispatch<Kind::kFloat, WeightType::kBF16>;
         }
         break;
-      case WeightType::kQ8_0: fn = avx512::Dispatch<Kind::kQuant, WeightType::kQ8_0>; break;
+      case WeightType::kQ8_0:
+        fn = internal::Int8Activations(type, isa, rows)
+                 ? avx512::Dispatch<Kind::kQuant, WeightType::kQ8_0>
+                 : avx512::Dispatch<Kind::kQ8Fp32, WeightType::kQ8_0>;
+        break;
       case WeightType::kQ4_0: fn = avx512::Dispatch<Kind::kQuant, WeightType::kQ4_0>; break;
     }
-    if (quant)
+    if (internal::Int8Activations(type, isa, rows))
       PrepareActivations(a, rows, scratch, 8, true, type == WeightType::kQ8_0,
                          type == WeightType::kQ4_0);
   }
@@ -626,7 +695,10 @@ void Matmul(WeightType type, const void* w, int64_t n, int64_t d, const float* x
   // Split W's rows across threads in groups of nr; at least ~64 K weights per thread so small
   // matrices stay on one thread. Within a thread, cache tiles of ~32 KiB of weights (a multiple
   // of nr rows): each chunk of up to nb_max activation rows passes over a tile while it is in
-  // cache, so W is read from memory once for all rows.
+  // cache, so W is read from memory once for all rows. A static split: handing out tiles from
+  // an atomic counter instead measured no better at 2 threads (static time / dynamic time,
+  // medians on the 110M shapes: 0.96 / 0.94 / 0.80 for bf16 / q8_0 / q4_0 decode, 0.62-0.99 for
+  // 16 and 128 rows; load average ~10 from other builds on the 2 cores).
   const int64_t groups = (n + nr - 1) / nr;
   const int64_t grain = std::max<int64_t>(1, std::max<int64_t>(64, (1 << 16) / d) / nr);
   const int64_t tile = std::max<int64_t>(
