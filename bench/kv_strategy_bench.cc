@@ -1,4 +1,4 @@
-// Which MoICE key cache to keep (METHODS.md section 4.1): one rotated key copy per expert base
+// Which MoICE key cache to keep (docs/methods.md section 4.1): one rotated key copy per expert base
 // (rotate only the new token's key, N x key memory) or unrotated keys re-rotated for every base
 // at every decode step (1 x key memory). Measures the per-step rotation work of each for the
 // 110M shape (12 layers, 12 KV heads, head dim 64) and N = 7 bases, at several context lengths.

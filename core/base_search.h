@@ -1,4 +1,4 @@
-// Greedy search for complementary RoPE bases (METHODS.md section 3): starting from the model's
+// Greedy search for complementary RoPE bases (docs/methods.md section 3): starting from the model's
 // base, repeatedly add the candidate whose crests best cover the chosen bases' troughs and whose
 // troughs are best covered by their crests. Deterministic.
 #pragma once

@@ -1,4 +1,5 @@
-// Attention Buckets' fusion of the branches' next-token outputs (METHODS.md section 2.3), fp32.
+// Attention Buckets' fusion of the branches' next-token outputs, in fp32 (docs/methods.md
+// section 2.3).
 #pragma once
 
 #include <ATen/core/Tensor.h>

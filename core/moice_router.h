@@ -1,7 +1,7 @@
-// MoICE routers (METHODS.md section 4): one per layer, shared by the layer's heads, applied per
-// token and head to the query rotated with the first expert base. r = W2 (silu(W1 q) * (W3 q)),
-// W1, W3 [N, head_dim], W2 [N, N], no biases; p = softmax(r); the top-K of p, renormalised, are
-// the weights of the per-base attention outputs.
+// MoICE routers (docs/methods.md section 4.2): one per layer, shared by the layer's heads, applied
+// per token and head to the query rotated with the first expert base. r = W2 (silu(W1 q) * (W3 q)),
+// W1, W3 [N, head_dim], W2 [N, N], no biases; p = softmax(r); the top-K of p, renormalised, are the
+// weights of the per-base attention outputs.
 #pragma once
 
 #include <string>

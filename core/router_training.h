@@ -1,6 +1,6 @@
-// Router-only MoICE training (METHODS.md section 4): every model weight frozen, the per-layer
-// routers trained with next-token cross-entropy + coef x load-balancing auxiliary loss, AdamW
-// (lr 1e-4 constant, weight decay 0), gradient clipping at 1.0. Deterministic given a seed.
+// Router-only MoICE training (docs/methods.md section 4.3): every model weight frozen, the
+// per-layer routers trained with next-token cross-entropy + coef x load-balancing auxiliary loss,
+// AdamW (lr 1e-4 constant, weight decay 0), gradient clipping at 1.0. Deterministic given a seed.
 #pragma once
 
 #include <functional>

@@ -1,5 +1,5 @@
-// The RoPE attention waveform of METHODS.md section 1: with all-ones query and key, the score at
-// relative distance m under base b is f_b(m) = (2 / sqrt(d)) * sum_{j<d/2} cos(m * b^(-2j/d)).
+// The RoPE attention waveform of docs/methods.md section 1: with all-ones query and key, the score
+// at relative distance m under base b is f_b(m) = (2 / sqrt(d)) * sum_{j<d/2} cos(m * b^(-2j/d)).
 // Its crests and troughs, and the shortest stave of a base set (the lowest point of the upper
 // envelope max_b f_b(m) over a window of distances).
 #pragma once
