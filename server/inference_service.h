@@ -1,5 +1,5 @@
 // stave.v1.Inference on the gRPC callback API: one write reactor per Generate stream, fed by the
-// engine thread; Score runs as a one-shot engine task. Requests are checked by
+// engine thread; Score joins the engine's batches as a scoring sequence. Requests are checked by
 // generate_request.h (shared with the HTTP API); every absl::Status becomes a gRPC status in
 // ToGrpcStatus.
 #pragma once

@@ -44,7 +44,7 @@
 #include "server/side_worker.h"
 #include "server/write_auth.h"
 
-ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file or a Hugging Face directory (default: $STAVE_MODEL, else the embedded default model)");
+ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file, a GGUF file or a Hugging Face directory (default: $STAVE_MODEL, else the embedded default model)");
 ABSL_FLAG(std::string, tokenizer, "", "tokenizer (default: next to the model)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address to serve on (port 0 = any free port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9090",

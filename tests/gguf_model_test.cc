@@ -49,14 +49,6 @@ std::vector<int64_t> SomeTokens(int vocab, int n) {
   return t;
 }
 
-std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
-
 TEST(GgufModel, ReadsTheHyperparametersAndTensors) {
   SKIP_UNLESS_SHARED("models/gguf/stories260K.gguf");
   auto ckpt = LoadGgufCheckpoint(Gguf("stories260K.gguf"));
@@ -90,7 +82,7 @@ TEST(GgufModel, Stories260KReproducesEveryGoldenSequenceAndTheGoldenLogits) {
   SKIP_UNLESS_SHARED("golden/stories260K/greedy.jsonl");
   auto model = LoadGgufModel("stories260K.gguf");
   ASSERT_NE(model, nullptr);
-  for (const auto& row : ReadJsonl(testing::SharedPath("golden/stories260K/greedy.jsonl"))) {
+  for (const auto& row : testing::ReadJsonl(testing::SharedPath("golden/stories260K/greedy.jsonl"))) {
     const auto prompt = row["prompt"].get<std::string>();
     auto golden = row["tokens"].get<std::vector<int>>();
     // The reference stops on BOS (llama2.c's convention); a GGUF model stops on its EOS, so the
@@ -105,7 +97,7 @@ TEST(GgufModel, Stories260KReproducesEveryGoldenSequenceAndTheGoldenLogits) {
     ASSERT_TRUE(result.ok()) << result.status();
     EXPECT_EQ(result->token_ids, std::vector<int>(golden.begin() + n_prompt, golden.end())) << "prompt: " << prompt;
   }
-  const auto rows = ReadJsonl(testing::SharedPath("golden/stories260K/logits-prompt2.jsonl"));
+  const auto rows = testing::ReadJsonl(testing::SharedPath("golden/stories260K/logits-prompt2.jsonl"));
   std::vector<int64_t> tokens;
   for (const auto& row : rows) tokens.push_back(row["token"].get<int64_t>());
   auto logits = PrefillLogits(*model, tokens);

@@ -19,19 +19,11 @@ namespace {
 constexpr char kGreedy[] = "golden/stories260K/greedy.jsonl";
 constexpr char kLogits[] = "golden/stories260K/logits-prompt2.jsonl";
 
-std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
-
 TEST(Golden, PromptEncodingMatchesReference) {
   SKIP_UNLESS_SHARED(kGreedy);
   auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
-  for (const auto& row : ReadJsonl(testing::SharedPath(kGreedy))) {
+  for (const auto& row : testing::ReadJsonl(testing::SharedPath(kGreedy))) {
     auto ids = model->tokenizer()->Encode(row["prompt"].get<std::string>(), true);
     auto golden = row["tokens"].get<std::vector<int>>();
     ASSERT_LE(ids.size(), golden.size());
@@ -44,7 +36,7 @@ TEST(Golden, GreedyGenerationReproducesEverySequence) {
   SKIP_UNLESS_SHARED(kGreedy);
   auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
-  for (const auto& row : ReadJsonl(testing::SharedPath(kGreedy))) {
+  for (const auto& row : testing::ReadJsonl(testing::SharedPath(kGreedy))) {
     const auto prompt = row["prompt"].get<std::string>();
     const auto golden = row["tokens"].get<std::vector<int>>();
     const int steps = row["steps"].get<int>();
@@ -76,7 +68,7 @@ class GoldenLogits : public ::testing::Test {
                    << " not found; set STAVE_SHARED_DIR to the shared/ folder";
     model_ = testing::LoadStories260K();
     ASSERT_NE(model_, nullptr);
-    for (const auto& row : ReadJsonl(testing::SharedPath(kLogits))) {
+    for (const auto& row : testing::ReadJsonl(testing::SharedPath(kLogits))) {
       tokens_.push_back(row["token"].get<int64_t>());
       logits_.push_back(torch::tensor(row["logits"].get<std::vector<float>>()));
     }

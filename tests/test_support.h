@@ -3,10 +3,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <unistd.h>
 
+#include "nlohmann/json.hpp"
 #include "tests/shared_data.h"
 #include "core/model.h"
 #include "core/tokenizer.h"
@@ -15,6 +17,15 @@
 #include <gtest/gtest.h>
 
 namespace stave::testing {
+
+// The rows of a JSON-lines file (the golden reference data).
+inline std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
 
 inline constexpr char kStoriesModel[] = "models/stories260K/stories260K.bin";
 inline constexpr char kStoriesTokenizer[] = "models/stories260K/tok512.bin";
