@@ -63,7 +63,7 @@ SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -
 SANITIZE_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_string_checks=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp
 LIGHT_FUZZ := gguf gguf_tokenizer tokenizer_json safetensors_header llama2c_header hf_config router_checkpoint request
-SANITIZE_LIGHT_TARGETS := stave_gguf_tests stave_quant_tests stave_text_tokenizer_tests \
+SANITIZE_LIGHT_TARGETS := stave_gguf_tests stave_quant_tests stave_text_tokenizer_tests stave_parsers_tests \
   $(addprefix stave_fuzz_replay_,$(LIGHT_FUZZ))
 # Left out in light scope: what needs the unbuilt binaries (staved, the LibTorch test binaries).
 SANITIZE_LIGHT_EXCLUDE := _NOT_BUILT$$|^python_grpcio_client$$|^fuzz_replay_config_file$$
