@@ -47,7 +47,4 @@ Checkpoint RandomCheckpoint(const ModelConfig& config, uint64_t seed);
 // "dim=768,layers=12,heads=12,kv_heads=12,hidden=2048,vocab=32000,ctx=1024[,theta=10000]".
 absl::StatusOr<ModelConfig> ParseShapeSpec(const std::string& spec);
 
-// Checks the relations between the shape fields (positive, divisible, even head dim).
-absl::Status ValidateConfig(const ModelConfig& config, const std::string& source);
-
 }  // namespace stave

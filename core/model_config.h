@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace stave {
 
 enum class CheckpointFormat { kLlama2c, kHuggingFace };
@@ -35,5 +37,10 @@ struct ModelConfig {
   int stop_id() const { return format == CheckpointFormat::kLlama2c ? bos_id : eos_id; }
   std::string ToString() const;
 };
+
+// Checks the relations between the shape fields (positive, divisible, even head dim). Here, not
+// with the checkpoint loaders, so that header parsers without LibTorch (and their fuzz targets)
+// validate exactly as the loaders do.
+absl::Status ValidateConfig(const ModelConfig& config, const std::string& source);
 
 }  // namespace stave

@@ -4,10 +4,9 @@
 
 #include <filesystem>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/position_config.h"
+#include "core/router_metadata.h"
 #include "core/safetensors.h"
 
 namespace stave {
@@ -27,25 +26,12 @@ MoiceRouters MoiceRouters::Random(const ModelConfig& model, std::vector<double> 
 absl::StatusOr<MoiceRouters> MoiceRouters::Load(const std::string& path, const ModelConfig& model) {
   auto file = SafetensorsFile::Open(path);
   if (!file.ok()) return file.status();
-  const auto& meta = (*file)->metadata();
-  auto field = [&](const char* key) -> absl::StatusOr<std::string> {
-    auto it = meta.find(key);
-    if (it == meta.end())
-      return absl::InvalidArgumentError(absl::StrCat(path, ": not a router checkpoint (metadata '", key, "' missing)"));
-    return it->second;
-  };
+  auto meta = ParseRouterMetadata((*file)->metadata(), path);
+  if (!meta.ok()) return meta.status();
   MoiceRouters r;
-  auto bases = field("expert_bases");
-  if (!bases.ok()) return bases.status();
-  auto parsed = ParseBaseList(*bases, "expert_bases");
-  if (!parsed.ok()) return parsed.status();
-  r.expert_bases = *parsed;
-  int layers = 0, head_dim = 0;
-  for (auto [key, out] : {std::pair<const char*, int*>{"top_k", &r.top_k}, {"n_layers", &layers}, {"head_dim", &head_dim}}) {
-    auto v = field(key);
-    if (!v.ok()) return v.status();
-    if (!absl::SimpleAtoi(*v, out)) return absl::InvalidArgumentError(absl::StrCat(path, ": metadata '", key, "' is not an integer"));
-  }
+  r.expert_bases = meta->expert_bases;
+  r.top_k = meta->top_k;
+  const int layers = meta->n_layers, head_dim = meta->head_dim;
   if (layers != model.n_layers || head_dim != model.head_dim())
     return absl::FailedPreconditionError(absl::StrCat(
         path, ": routers for a model with ", layers, " layers and head dim ", head_dim,

@@ -6,7 +6,6 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 
 namespace stave {
@@ -38,60 +37,10 @@ absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   if (!file.ok()) return file.status();
   auto st = std::make_shared<SafetensorsFile>();
   st->file_ = *std::move(file);
-  const size_t size = st->file_->size();
-  if (size < 8) return absl::DataLossError(absl::StrCat(path, ": too short for a safetensors header"));
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, st->file_->data(), 8);  // little-endian on every platform we target
-  if (header_len > size - 8)
-    // No numbers in the message: the "length" is the file's first 8 bytes, whatever the file is.
-    return absl::DataLossError(absl::StrCat(path, ": not a safetensors file (its header length exceeds the "
-                                            "file; truncated?)"));
-  const char* header_begin = reinterpret_cast<const char*>(st->file_->data() + 8);
-  nlohmann::json header = nlohmann::json::parse(header_begin, header_begin + header_len, nullptr,
-                                                /*allow_exceptions=*/false);
-  if (header.is_discarded() || !header.is_object())
-    return absl::DataLossError(absl::StrCat(path, ": the JSON header is malformed"));
-  const size_t data_start = 8 + header_len;
-  const size_t data_size = size - data_start;
-  for (auto& [name, value] : header.items()) {
-    if (name == "__metadata__") {
-      if (value.is_object())
-        for (auto& [k, v] : value.items())
-          if (v.is_string()) st->metadata_[k] = v.get<std::string>();
-      continue;
-    }
-    auto bad = [&](const std::string& why) {
-      return absl::DataLossError(absl::StrCat(path, ": tensor '", name, "': ", why));
-    };
-    if (!value.is_object() || !value.contains("dtype") || !value["dtype"].is_string() ||
-        !value.contains("shape") || !value["shape"].is_array() || !value.contains("data_offsets") ||
-        !value["data_offsets"].is_array() || value["data_offsets"].size() != 2)
-      return bad("header entry lacks dtype, shape or data_offsets");
-    Entry e;
-    e.dtype = value["dtype"].get<std::string>();
-    const DtypeInfo* info = FindDtype(e.dtype);
-    if (info == nullptr)
-      return bad(absl::StrCat("unsupported dtype ", e.dtype, " (supported: F32, F16, BF16)"));
-    size_t elements = 1;
-    for (auto& d : value["shape"]) {
-      if (!d.is_number_unsigned()) return bad("shape holds a non-integer or negative dimension");
-      e.shape.push_back(d.get<int64_t>());
-      elements *= d.get<size_t>();
-    }
-    auto& offs = value["data_offsets"];
-    if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
-      return bad("data_offsets are not non-negative integers");
-    size_t begin = offs[0].get<size_t>(), end = offs[1].get<size_t>();
-    if (begin > end || end > data_size)
-      return bad(absl::StrCat("data range [", begin, ", ", end, ") lies outside the ", data_size,
-                              " data bytes of the file (truncated?)"));
-    if (end - begin != elements * info->size)
-      return bad(absl::StrCat("byte range of ", end - begin, " does not match shape [",
-                              absl::StrJoin(e.shape, ","), "] of ", e.dtype));
-    e.offset = data_start + begin;
-    e.bytes = end - begin;
-    st->entries_[name] = std::move(e);
-  }
+  auto header = ParseSafetensorsHeader(st->file_->data(), st->file_->size(), path);
+  if (!header.ok()) return header.status();
+  st->entries_ = std::move(header->entries);
+  st->metadata_ = std::move(header->metadata);
   return st;
 }
 

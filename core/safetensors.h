@@ -14,17 +14,13 @@
 
 #include "absl/status/statusor.h"
 #include "core/mapped_file.h"
+#include "core/safetensors_header.h"
 
 namespace stave {
 
 class SafetensorsFile {
  public:
-  struct Entry {
-    std::string dtype;  // "F32", "F16" or "BF16"
-    std::vector<int64_t> shape;
-    size_t offset = 0;  // from the start of the file
-    size_t bytes = 0;
-  };
+  using Entry = SafetensorsEntry;
 
   // Validates the whole header (dtypes, shapes against byte ranges, ranges inside the file), so
   // that a truncated or mangled file fails here with a message naming the file and tensor.

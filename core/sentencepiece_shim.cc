@@ -36,6 +36,11 @@ std::unique_ptr<SentencePieceShim> SentencePieceShim::Load(const std::string& pa
   // The plugin is opened and its factory looked up once.
   static std::string load_error;
   static SentencePieceFactory factory = [] {
+    if (!kSentencePieceAvailable) {
+      load_error = "SentencePiece is not available in sanitizer builds: its plugin needs "
+                   "dlopen(RTLD_DEEPBIND), which the sanitizer runtime refuses (see sentencepiece_shim.h)";
+      return SentencePieceFactory{nullptr};
+    }
     const std::string plugin = PluginPath();
     void* handle = dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (handle == nullptr) {

@@ -14,7 +14,25 @@
 #include <string_view>
 #include <vector>
 
+// The sanitizer runtimes refuse dlopen(RTLD_DEEPBIND) (ASan dies in its dlopen interceptor), and
+// loading the plugin without it is not safe (the protobuf interposition above). So sanitizer
+// builds (`make sanitize`) have no SentencePiece: Load answers an error saying so, and the tests
+// of SentencePiece models skip on kSentencePieceAvailable.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STAVE_SENTENCEPIECE_UNAVAILABLE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define STAVE_SENTENCEPIECE_UNAVAILABLE 1
+#endif
+#endif
+
 namespace stave {
+
+#ifdef STAVE_SENTENCEPIECE_UNAVAILABLE
+inline constexpr bool kSentencePieceAvailable = false;
+#else
+inline constexpr bool kSentencePieceAvailable = true;
+#endif
 
 class SentencePieceShim {
  public:

@@ -7,6 +7,7 @@
 #include "core/default_model.h"
 #include "core/generate.h"
 #include "core/kv_retrieval.h"
+#include "tests/sentencepiece_skip.h"
 #include "tests/test_support.h"
 
 namespace stave {
@@ -56,6 +57,7 @@ TEST(DefaultModel, FilesMatchTheChecksumsInItsReadme) {
 }
 
 TEST(DefaultModel, AnswersRetrievalPrompts) {
+  SKIP_UNLESS_SENTENCEPIECE();  // models/default/tokenizer.model
   SKIP_UNLESS_DEFAULT_MODEL();
   auto model = Model::Load(kDefaultDir);
   ASSERT_TRUE(model.ok()) << model.status();

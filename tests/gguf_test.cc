@@ -15,6 +15,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// The File views `bytes` (no copy): they must outlive it, so no temporaries here (a Serialize()
+// result parsed in place was read after it was freed: ASan heap-use-after-free).
 absl::StatusOr<std::unique_ptr<File>> ParseBytes(const std::string& bytes) {
   return File::Parse(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "test.gguf");
 }
@@ -42,7 +44,8 @@ Writer SampleWriter() {
 }
 
 TEST(Gguf, AWrittenFileReadsBackExactly) {
-  auto file = ParseBytes(SampleWriter().Serialize());
+  const std::string bytes = SampleWriter().Serialize();
+  auto file = ParseBytes(bytes);
   ASSERT_TRUE(file.ok()) << file.status();
   const File& f = **file;
   EXPECT_EQ(f.version(), 3u);
@@ -73,7 +76,8 @@ TEST(Gguf, AWrittenFileReadsBackExactly) {
 }
 
 TEST(Gguf, TypedAccessNamesTheKeyOnAbsenceOrMismatch) {
-  auto file = ParseBytes(SampleWriter().Serialize());
+  const std::string bytes = SampleWriter().Serialize();
+  auto file = ParseBytes(bytes);
   ASSERT_TRUE(file.ok());
   auto missing = (*file)->GetInt("llama.context_length");
   EXPECT_TRUE(absl::IsNotFound(missing.status()));
@@ -194,7 +198,8 @@ TEST(Gguf, UnknownTensorTypesParseAndAreNamed) {
   // GGUF need not care about tensor types).
   Writer w;
   w.AddTensor("blk.0.ffn_down.weight", {256}, static_cast<TensorType>(12), "");
-  auto file = ParseBytes(w.Serialize());
+  const std::string bytes = w.Serialize();
+  auto file = ParseBytes(bytes);
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ(TensorTypeName((*file)->tensors()[0].type), "Q4_K");
   EXPECT_EQ(TensorTypeName(static_cast<TensorType>(77)), "type 77");

@@ -6,6 +6,7 @@
 #include "core/generate.h"
 #include "core/kv_retrieval.h"
 #include "core/score.h"
+#include "tests/sentencepiece_skip.h"
 #include "tests/staved_process.h"
 
 namespace stave {
@@ -187,6 +188,7 @@ TEST_F(ServerTest, ModelInfoAndTokenize) {
 // The README's serve command: staved with no model named serves models/default, which answers
 // retrieval prompts through the server, vanilla and with per-request Attention Buckets.
 TEST(DefaultModelServer, ServesTheEmbeddedModelAndAnswersRetrievalPrompts) {
+  SKIP_UNLESS_SENTENCEPIECE();  // models/default/tokenizer.model
   if (!std::filesystem::exists(std::string(STAVE_SOURCE_DIR) + "/models/default/config.json"))
     GTEST_SKIP() << "models/default not found (the default model is committed with the repo)";
   testing::Staved server({}, /*default_model=*/true);

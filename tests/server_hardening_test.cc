@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "tests/sentencepiece_skip.h"
 #include "tests/staved_process.h"
 
 namespace stave {
@@ -87,6 +88,7 @@ TEST_F(HardeningTest, ARequestCannotMakeTheServerOpenAFileItNames) {
 }
 
 TEST(HardeningDefaultModel, AnswersNameModelsAndRoutersNeverServerPaths) {
+  SKIP_UNLESS_SENTENCEPIECE();  // models/default/tokenizer.model
   Staved server({}, /*default_model=*/true);
   ASSERT_FALSE(server.address().empty());
   auto stub = server.Stub();

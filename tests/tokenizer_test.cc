@@ -5,6 +5,7 @@
 
 #include "core/llama2c_tokenizer.h"
 #include "core/sentencepiece_tokenizer.h"
+#include "tests/sentencepiece_skip.h"
 #include "tests/test_support.h"
 
 namespace stave {
@@ -25,6 +26,7 @@ const std::vector<std::string>& Texts() {
 }
 
 TEST(SentencePiece, KnownLlamaIds) {
+  SKIP_UNLESS_SENTENCEPIECE();
   SKIP_UNLESS_SHARED(kSpModel);
   auto tok = LoadTokenizer(testing::SharedPath(kSpModel));
   ASSERT_TRUE(tok.ok()) << tok.status();
@@ -33,6 +35,7 @@ TEST(SentencePiece, KnownLlamaIds) {
 }
 
 TEST(SentencePiece, DecodeRoundTrips) {
+  SKIP_UNLESS_SENTENCEPIECE();
   SKIP_UNLESS_SHARED(kSpModel);
   auto tok = LoadTokenizer(testing::SharedPath(kSpModel));
   ASSERT_TRUE(tok.ok()) << tok.status();
@@ -43,6 +46,7 @@ TEST(SentencePiece, DecodeRoundTrips) {
 }
 
 TEST(Llama2cTokenizer, EncodesLikeSentencePieceOnTheSameVocabulary) {
+  SKIP_UNLESS_SENTENCEPIECE();
   // The llama2.c export of the 32k tokenizer must encode exactly as SentencePiece does.
   SKIP_UNLESS_SHARED(kSpBin);
   auto sp = LoadTokenizer(testing::SharedPath(kSpModel));

@@ -1,0 +1,2 @@
+
+The capital of France is Paris
