@@ -90,7 +90,7 @@ void AddBasesCommand(CLI::App& app) {
   auto* bases = app.add_subcommand("bases", "RoPE base tools");
   bases->require_subcommand(1);
   auto o = std::make_shared<SearchOptions>();
-  auto* cmd = bases->add_subcommand("search", "greedy search for complementary bases (METHODS.md section 3)");
+  auto* cmd = bases->add_subcommand("search", "greedy search for complementary bases (docs/methods.md section 3)");
   AddServerFlags(cmd, o->channel)->description("search on staved, for its model (then --head-dim, --context, --start and --window-* do not apply)");
   o->model_flags.push_back(cmd->add_option("--head-dim", o->search.head_dim, "attention head dimension (local search: required)"));
   o->model_flags.push_back(cmd->add_option("--context", o->search.context, "model context length (sets the default window)"));

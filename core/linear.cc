@@ -17,8 +17,10 @@ bool UseSmallBatchKernel(const at::Tensor& x, const at::Tensor& w) {
 
 // Packed weights on CPU: the quant kernels handle every row count (matrix-vector, small batch,
 // GEMM). Not while autograd records: the kernels have no backward, the dequantized copy does.
+// Non-contiguous inputs are made contiguous by the callers (a copy of activations is cheap next
+// to dequantizing the weights).
 bool UsePackedKernel(const at::Tensor& x, const Weight& w) {
-  return x.is_cpu() && w.data.is_cpu() && x.is_contiguous() && x.scalar_type() == at::kFloat &&
+  return x.is_cpu() && w.data.is_cpu() && x.scalar_type() == at::kFloat &&
          !(at::GradMode::is_enabled() && x.requires_grad());
 }
 
@@ -64,8 +66,9 @@ void AddLinear_(at::Tensor& x, const at::Tensor& y, const at::Tensor& w) {
 at::Tensor Linear(const at::Tensor& x, const Weight& w) {
   if (!w.packed()) return Linear(x, w.data);
   if (!UsePackedKernel(x, w)) return Linear(x, Dequantize(w));
-  auto y = at::empty({x.size(0), w.rows()}, x.options());
-  quant::Matmul(w.type, w.data.data_ptr<uint8_t>(), w.rows(), w.cols, x.data_ptr<float>(), x.size(0),
+  const at::Tensor in = x.contiguous();
+  auto y = at::empty({in.size(0), w.rows()}, in.options());
+  quant::Matmul(w.type, w.data.data_ptr<uint8_t>(), w.rows(), w.cols, in.data_ptr<float>(), in.size(0),
                 y.data_ptr<float>(), /*accumulate=*/false);
   return y;
 }
@@ -76,7 +79,8 @@ void AddLinear_(at::Tensor& x, const at::Tensor& y, const Weight& w) {
       (at::GradMode::is_enabled() && x.requires_grad())) {
     return AddLinear_(x, y, Dequantize(w));
   }
-  quant::Matmul(w.type, w.data.data_ptr<uint8_t>(), w.rows(), w.cols, y.data_ptr<float>(), y.size(0),
+  const at::Tensor in = y.contiguous();
+  quant::Matmul(w.type, w.data.data_ptr<uint8_t>(), w.rows(), w.cols, in.data_ptr<float>(), in.size(0),
                 x.data_ptr<float>(), /*accumulate=*/true);
 }
 
