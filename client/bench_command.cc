@@ -388,34 +388,33 @@ absl::Status RunConcurrency(const BenchOptions& o, const Model& model, const std
 using RunModelFn = std::function<absl::StatusOr<Speed>(const Model&, const PositionConfig&)>;
 absl::Status RunWeightTypes(const BenchOptions& o, const std::string& source, const PositionConfig& position,
                             const RunModelFn& run_model) {
-  absl::StatusOr<Checkpoint> ckpt;
-  if (!o.model.empty()) {
-    ckpt = LoadCheckpoint(o.model);
-  } else {
-    auto config = ParseShapeSpec(o.random_shape);
-    if (!config.ok()) return config.status();
-    ckpt = RandomCheckpoint(*config, 0);
-  }
-  if (!ckpt.ok()) return ckpt.status();
   struct Entry {
     std::string name;
     std::unique_ptr<Model> model;
     std::vector<double> prefill, decode, prefill_ratio, decode_ratio;
   };
   std::vector<Entry> entries;
-  for (absl::string_view name : absl::StrSplit(o.weights, ',', absl::SkipEmpty())) {
-    absl::StatusOr<quant::WeightType> type = absl::InvalidArgumentError(
-        absl::StrCat("--weights: unknown type '", name, "' (one of f32, f16, bf16, q8_0, q4_0)"));
-    for (auto t : {quant::WeightType::kF32, quant::WeightType::kF16, quant::WeightType::kBF16,
-                   quant::WeightType::kQ8_0, quant::WeightType::kQ4_0})
-      if (name == quant::WeightTypeName(t)) type = t;
-    if (!type.ok()) return type.status();
-    std::fprintf(stderr, "packing weights as %s\n", quant::WeightTypeName(*type));
-    auto packed = PackWeights(*ckpt, *type);
-    if (!packed.ok()) return packed.status();
-    entries.push_back({std::string(name), Model::FromCheckpoint(*packed, nullptr), {}, {}, {}, {}});
+  {  // the fp32 source lives only while the types are packed from it
+    absl::StatusOr<Checkpoint> ckpt;
+    if (!o.model.empty()) {
+      ckpt = LoadCheckpoint(o.model);
+    } else {
+      auto config = ParseShapeSpec(o.random_shape);
+      if (!config.ok()) return config.status();
+      ckpt = RandomCheckpoint(*config, 0);
+    }
+    if (!ckpt.ok()) return ckpt.status();
+    for (absl::string_view name : absl::StrSplit(o.weights, ',', absl::SkipEmpty())) {
+      quant::WeightType type;
+      if (!quant::WeightTypeFromName(std::string_view(name.data(), name.size()), &type))
+        return absl::InvalidArgumentError(
+            absl::StrCat("--weights: unknown type '", name, "' (one of f32, f16, bf16, q8_0, q4_0)"));
+      std::fprintf(stderr, "packing weights as %s\n", quant::WeightTypeName(type));
+      auto packed = PackWeights(*ckpt, type);
+      if (!packed.ok()) return packed.status();
+      entries.push_back({std::string(name), Model::FromCheckpoint(*packed, nullptr), {}, {}, {}, {}});
+    }
   }
-  ckpt = absl::CancelledError("released");  // the fp32 source is no longer needed
   for (int run = 0; run <= o.runs; ++run) {  // run 0 warms up
     for (Entry& e : entries) {
       auto speed = run_model(*e.model, position);

@@ -24,9 +24,8 @@ struct ConvertOptions {
 };
 
 absl::StatusOr<quant::WeightType> ParseWeightType(const std::string& name) {
-  for (auto type : {quant::WeightType::kF32, quant::WeightType::kF16, quant::WeightType::kBF16,
-                    quant::WeightType::kQ8_0, quant::WeightType::kQ4_0})
-    if (name == quant::WeightTypeName(type)) return type;
+  quant::WeightType type;
+  if (quant::WeightTypeFromName(name, &type)) return type;
   return absl::InvalidArgumentError(
       absl::StrCat("--quantize ", name, ": unknown type (one of f32, f16, bf16, q8_0, q4_0)"));
 }

@@ -41,16 +41,13 @@ absl::Status RunTokenize(const TokenizeOptions& o) {
     std::vector<std::string> pieces;
     int prev = o.bos ? -1 : (*tok)->bos_id();
     for (int id : ids) {
-      // Pieces are the bytes each token stands for; byte tokens may be partial UTF-8, which
-      // JSON cannot carry, so those are replaced (the ids are exact).
-      std::string piece = (*tok)->DecodeToken(prev, id);
-      pieces.push_back(nlohmann::json(piece).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      pieces.push_back((*tok)->DecodeToken(prev, id));
       prev = id;
     }
-    nlohmann::json j = {{"ids", ids}, {"count", ids.size()}};
-    std::string out = j.dump();
-    out.pop_back();  // append the pieces, already serialized with replacement characters
-    std::printf("%s,\"pieces\":[%s]}\n", out.c_str(), absl::StrJoin(pieces, ",").c_str());
+    // Pieces are the bytes each token stands for; byte tokens may be partial UTF-8, which JSON
+    // cannot carry, so those bytes are replaced by U+FFFD (the ids are exact).
+    nlohmann::json j = {{"ids", ids}, {"count", ids.size()}, {"pieces", pieces}};
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("%s\n", absl::StrJoin(ids, " ").c_str());
   }

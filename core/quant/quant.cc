@@ -75,6 +75,15 @@ const char* WeightTypeName(WeightType type) {
   return "unknown";
 }
 
+bool WeightTypeFromName(std::string_view name, WeightType* type) {
+  for (WeightType t : {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kQ8_0, WeightType::kQ4_0})
+    if (name == WeightTypeName(t)) {
+      *type = t;
+      return true;
+    }
+  return false;
+}
+
 int BlockColumns(WeightType type) {
   return type == WeightType::kQ8_0 || type == WeightType::kQ4_0 ? kBlock : 1;
 }

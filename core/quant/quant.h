@@ -6,12 +6,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace stave::quant {
 
 enum class WeightType { kF32, kF16, kBF16, kQ8_0, kQ4_0 };
 
 const char* WeightTypeName(WeightType type);  // "f32", "f16", "bf16", "q8_0", "q4_0"
+// The type WeightTypeName names; false for any other name.
+bool WeightTypeFromName(std::string_view name, WeightType* type);
 
 // Columns per block (1 for the float types, 32 for Q8_0/Q4_0); a row's length must be a multiple.
 int BlockColumns(WeightType type);
