@@ -25,6 +25,7 @@
 #include "client/flags.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
+#include "core/compute_threads.h"
 #include "core/checkpoint.h"
 #include "core/model.h"
 #include "core/kv_pool.h"
@@ -149,8 +150,13 @@ absl::Status RunServerComparison(const BenchOptions& o, const Model& model, cons
     return timing(t0, t1, Clock::now(), (*seq)->token_ids().size());
   };
   auto remote_once = [&]() -> absl::StatusOr<Timing> {
-    RemoteRequest request{.prompt = prompt, .max_tokens = o.gen_tokens, .temperature = 0, .top_p = 1,
-                          .position = position, .timeout_s = o.server.timeout_s};
+    RemoteRequest request;
+    request.prompt = prompt;
+    request.max_tokens = o.gen_tokens;
+    request.temperature = 0;
+    request.top_p = 1;
+    request.position = position;
+    request.timeout_s = o.server.timeout_s;
     auto t0 = Clock::now(), t1 = t0;
     size_t tokens = 0;
     auto result = RemoteGenerate(*stub, o.server.server, request, [&](std::optional<int> token, std::string_view) {
@@ -443,7 +449,8 @@ absl::Status RunWeightTypes(const BenchOptions& o, const std::string& source, co
   return absl::OkStatus();
 }
 
-absl::Status RunBench(const BenchOptions& o) {
+absl::Status RunBench(const BenchOptions& options) {
+  BenchOptions o = options;
   ConfigureThreads(o.threads);
   std::unique_ptr<Model> model;
   std::string source;
@@ -459,6 +466,7 @@ absl::Status RunBench(const BenchOptions& o) {
     source = "random:" + o.random_shape;
   }
   const ModelConfig& c = model->config();
+  if (o.threads == 0) ConfigureThreads(o.threads = AutoThreads(c));  // reported as chosen
   if (o.prompt_tokens + o.gen_tokens > c.max_seq_len)
     return absl::InvalidArgumentError("--prompt-tokens + --gen-tokens exceed the model's context");
   std::mt19937 rng(0);
@@ -568,7 +576,7 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--random-shape", o->random_shape, "shape of the random-weight model")->capture_default_str();
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length")->capture_default_str()->check(AtLeast(1));
   cmd->add_option("--gen-tokens", o->gen_tokens, "tokens to decode")->capture_default_str()->check(CLI::Range(2, 1 << 20));
-  AddThreadsFlag(cmd, o->threads);
+  AddThreadsFlag(cmd, o->threads, kAutoThreadsHelp);
   cmd->add_option("--runs", o->runs, "measured runs (the median is reported)")->capture_default_str()->check(AtLeast(1));
   cmd->add_flag("--json", o->json, "print one JSON line");
   cmd->add_option("--weights", o->weights,

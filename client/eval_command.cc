@@ -18,6 +18,7 @@
 #include "client/progress.h"
 #include "client/kv_eval_plot.h"
 #include "client/remote_generate.h"
+#include "core/compute_threads.h"
 #include "core/base_search.h"
 #include "core/default_model.h"
 #include "core/generate.h"

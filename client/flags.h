@@ -17,9 +17,12 @@ CLI::Validator AtLeast(int64_t min);
 // A number (integer or not) that must be > 0.
 CLI::Validator Positive();
 
-// --threads N (0 = one per core), checked >= 0.
+// --threads help where 0 picks by model size (core/compute_threads.h, AutoThreads).
+inline constexpr char kAutoThreadsHelp[] = "compute threads (0 = auto: one per usable CPU, 1 for models under 4M weights)";
+
+// --threads N (0 = one per usable CPU), checked >= 0.
 CLI::Option* AddThreadsFlag(CLI::App* cmd, int& threads,
-                            const std::string& help = "compute threads (0 = one per core)");
+                            const std::string& help = "compute threads (0 = one per usable CPU)");
 
 // The whole failure on one line: "stave: MESSAGE (see --help)". CLI11's own message spans two
 // and some of its validators' wording ("Number less or equal to 0") says little.

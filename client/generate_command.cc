@@ -7,6 +7,7 @@
 #include "client/flags.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
+#include "core/compute_threads.h"
 #include "core/generate.h"
 #include "core/default_model.h"
 #include "core/model.h"
@@ -84,6 +85,7 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
   if (!model_path.ok()) return model_path.status();
   auto model = Model::Load(*model_path, o.tokenizer);
   if (!model.ok()) return model.status();
+  if (o.threads == 0) ConfigureThreads(AutoThreads((*model)->config()));
   if (position->mode == PositionMode::kMoice && position->router_path.empty())
     std::fprintf(stderr, "stave: warning: no --router given; MoICE runs with untrained routers "
                          "(Normal(0, 0.02), a near-uniform mixture)\n");
@@ -157,7 +159,7 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--stop", o->stop, "stop string (repeatable)");
   o->position.Register(cmd);
   cmd->add_option("--kv-budget-mb", o->kv_budget_mb, "refuse requests whose KV caches would need more")->capture_default_str();
-  AddThreadsFlag(cmd, o->threads);
+  AddThreadsFlag(cmd, o->threads, kAutoThreadsHelp);
   cmd->add_flag("--json", o->json, "print one JSON object instead of streaming text");
   cmd->add_flag("--no-echo", o->no_echo, "do not print the prompt before the generated text");
   cmd->callback([o, seed] { CommandStatus() = RunGenerate(*o, seed->count() > 0); });

@@ -5,6 +5,7 @@
 #include "client/commands.h"
 #include "client/flags.h"
 #include "client/version.h"
+#include "core/compute_threads.h"
 
 namespace stave::cli {
 absl::Status& CommandStatus() {
@@ -14,6 +15,7 @@ absl::Status& CommandStatus() {
 }  // namespace stave::cli
 
 int main(int argc, char** argv) {
+  stave::ReexecWithShortOpenMpSpin(argv);  // before any thread exists: see core/compute_threads.h
   CLI::App app{"stave: Llama inference with Attention Buckets and MoICE position modes"};
   // Before the subcommands: each copies its parent's failure message when it is created.
   app.failure_message(stave::cli::OneLineFailure);

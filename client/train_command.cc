@@ -16,6 +16,7 @@
 #include "client/commands.h"
 #include "client/flags.h"
 #include "client/progress.h"
+#include "core/compute_threads.h"
 #include "core/hf_checkpoint.h"
 #include "core/kv_retrieval.h"
 #include "core/llama_training.h"

@@ -6,6 +6,7 @@
 #include "client/commands.h"
 #include "client/flags.h"
 #include "client/progress.h"
+#include "core/compute_threads.h"
 #include "core/model.h"
 #include "core/position_config.h"
 #include "core/router_training.h"

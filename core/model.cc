@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/formats/gguf.h"
@@ -16,11 +15,6 @@
 
 namespace stave {
 namespace fs = std::filesystem;
-
-void ConfigureThreads(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(threads);
-}
 
 absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& model_path) {
   std::error_code ec;

@@ -17,9 +17,6 @@ struct Checkpoint;
 class Transformer;
 struct RopeTable;
 
-// Sets LibTorch's intra-op thread count (it defaults to 1 here); 0 = one per core.
-void ConfigureThreads(int threads);
-
 class Model {
  public:
   // A llama2.c .bin file or a Hugging Face directory. Without tokenizer_path the tokenizer is

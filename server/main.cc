@@ -25,6 +25,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/compute_threads.h"
 #include "core/default_model.h"
 #include "core/kv_pool.h"
 #include "core/position_cache.h"
@@ -66,7 +67,8 @@ ABSL_FLAG(int64_t, kv_cache_mb, 0,
           "sequences of the model, at most 4096)");
 ABSL_FLAG(int, max_batch_tokens, 256,
           "rows one engine step may compute: a decode row per stream and branch, prompt chunks fill the rest");
-ABSL_FLAG(int, threads, 0, "compute threads (0 = one per core)");
+ABSL_FLAG(int, threads, 0,
+          "compute threads (0 = auto: one per usable CPU, 1 for models under 4M weights; see docs/server.md)");
 ABSL_FLAG(int, grace_seconds, 30, "on SIGTERM, how long running streams may take to finish");
 ABSL_FLAG(std::string, config, "", "position config file (YAML or JSON), applied at start and on every change");
 ABSL_FLAG(int, config_poll_ms, 2000, "how often the --config file is checked for changes");
@@ -220,6 +222,7 @@ absl::StatusOr<std::optional<stave::server::ChatTemplate>> ChatTemplateFor(const
 }  // namespace
 
 int main(int argc, char** argv) {
+  stave::ReexecWithShortOpenMpSpin(argv);  // before any thread exists: see core/compute_threads.h
   absl::SetProgramUsageMessage("staved [--model PATH] [--tokenizer PATH] [--listen HOST:PORT] [--config FILE] ...");
   // absl lists only flags of files named like the program ("staved"): ours live in main.cc.
   absl::FlagsUsageConfig usage;
@@ -251,6 +254,11 @@ int main(int argc, char** argv) {
   stave::ConfigureThreads(absl::GetFlag(FLAGS_threads));
   auto model = stave::Model::Load(model_path, absl::GetFlag(FLAGS_tokenizer));
   if (!model.ok()) return Fail(model.status());
+  const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : stave::AutoThreads((*model)->config());
+  stave::ConfigureThreads(threads);
+  spdlog::info("compute threads: {}{} (of {} usable CPUs); OpenMP spin count {}", threads,
+               absl::GetFlag(FLAGS_threads) > 0 ? "" : " (auto)", stave::UsableCpus(),
+               std::getenv("GOMP_SPINCOUNT") != nullptr ? std::getenv("GOMP_SPINCOUNT") : "libgomp's default");
   auto credentials = Credentials();
   if (!credentials.ok()) return Fail(credentials.status());
   auto auth = absl::GetFlag(FLAGS_admin_token_file).empty()

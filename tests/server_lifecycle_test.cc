@@ -1,6 +1,9 @@
 // Integration: cancellation, admission limits and shutdown of a staved child process on loopback.
+#include <fstream>
+#include <iterator>
 #include <thread>
 
+#include "core/compute_threads.h"
 #include "tests/staved_process.h"
 
 namespace stave {
@@ -93,6 +96,23 @@ TEST_F(LifecycleTest, SigtermWhenIdleExitsZero) {
   const int status = server.Wait();
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// libgomp's default spin-wait collapses decode when another process shares the cores, so staved
+// runs itself again with a short spin (core/compute_threads.h) unless the user chose a policy.
+TEST_F(LifecycleTest, RunsWithAShortOpenMpSpinUnlessTheUserChoseOne) {
+  Staved server;
+  ASSERT_FALSE(server.address().empty());
+  std::ifstream in("/proc/" + std::to_string(server.pid()) + "/environ");
+  std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const char* user_spin = std::getenv("GOMP_SPINCOUNT");
+  if (user_spin != nullptr) {
+    EXPECT_THAT(environ, ::testing::HasSubstr(std::string("GOMP_SPINCOUNT=") + user_spin));
+  } else if (std::getenv("OMP_WAIT_POLICY") != nullptr) {
+    EXPECT_THAT(environ, ::testing::Not(::testing::HasSubstr("GOMP_SPINCOUNT=")));
+  } else {
+    EXPECT_THAT(environ, ::testing::HasSubstr("GOMP_SPINCOUNT=" + std::to_string(kOpenMpSpinCount)));
+  }
 }
 
 // grpc.health.v1 answers SERVING, as `stave health` (the container HEALTHCHECK) reports it.
