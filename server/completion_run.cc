@@ -10,10 +10,11 @@ absl::StatusOr<std::unique_ptr<CompletionRun>> CompletionRun::Start(Engine& engi
     auto job = std::make_shared<EngineJob>();
     job->sequence = std::move(sequences[i]);
     // Engine thread: record, queue, wake the request's thread; never block on the client.
-    job->on_step = [queue = run->queue_, &metrics, index = static_cast<int>(i), arrived,
+    // The job owns this callback, so the raw pointer lives as long as any call of it.
+    job->on_step = [queue = run->queue_, &metrics, index = static_cast<int>(i), arrived, job = job.get(),
                     last = std::chrono::steady_clock::time_point()](const Sequence::Step& step) mutable {
+      const auto now = std::chrono::steady_clock::now();
       if (step.token >= 0) {
-        const auto now = std::chrono::steady_clock::now();
         if (last == std::chrono::steady_clock::time_point())
           metrics.TimeToFirstToken(std::chrono::duration<double>(now - arrived).count());
         else
@@ -24,6 +25,10 @@ absl::StatusOr<std::unique_ptr<CompletionRun>> CompletionRun::Start(Engine& engi
       {
         std::lock_guard<std::mutex> lock(queue->mutex);
         queue->events.push_back({index, step});
+        Timing& t = queue->timing;
+        if (index == 0 && !t.queue_seconds.has_value() && job->admitted.has_value())
+          t.queue_seconds = std::chrono::duration<double>(*job->admitted - job->submitted).count();
+        if (step.token >= 0 && !t.first_token.has_value()) t.first_token = now;
       }
       queue->ready.notify_one();
     };
@@ -62,5 +67,10 @@ std::vector<CompletionRun::Event> CompletionRun::Wait(std::chrono::milliseconds 
 }
 
 bool CompletionRun::done() const { return left_ == 0; }
+
+CompletionRun::Timing CompletionRun::timing() const {
+  std::lock_guard<std::mutex> lock(queue_->mutex);
+  return queue_->timing;
+}
 
 }  // namespace stave::server

@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,11 +38,20 @@ class CompletionRun {
   bool done() const;
   void Cancel();
 
+  // For the request's log line: how long its first sequence waited for the engine and when the
+  // first token of any sequence came (unset: not yet).
+  struct Timing {
+    std::optional<double> queue_seconds;
+    std::optional<std::chrono::steady_clock::time_point> first_token;
+  };
+  Timing timing() const;
+
  private:
   struct Queue {
-    std::mutex mutex;
+    mutable std::mutex mutex;
     std::condition_variable ready;
     std::deque<Event> events;
+    Timing timing;  // written by the engine thread under `mutex`
   };
 
   CompletionRun(Engine& engine, int choices) : engine_(engine), queue_(std::make_shared<Queue>()), left_(choices) {}

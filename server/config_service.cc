@@ -6,6 +6,8 @@
 #include "absl/strings/str_join.h"
 #include "core/base_search.h"
 #include "proto/position_proto.h"
+#include "server/inference_service.h"
+#include "server/log_fields.h"
 
 namespace stave::server {
 
@@ -52,9 +54,10 @@ void ConfigService::Describe(const ConfigSnapshot& snapshot, stave::v1::Position
 grpc::ServerUnaryReactor* ConfigService::GetConfig(grpc::CallbackServerContext* context,
                                                    const stave::v1::GetConfigRequest*,
                                                    stave::v1::PositionConfig* response) {
+  RequestRecord record = StartGrpcRecord(context, "GetConfig");
   Describe(*state_.config.Current(), response);
   auto* reactor = context->DefaultReactor();
-  FinishUnary(reactor, state_.metrics, "GetConfig", absl::OkStatus());
+  FinishUnary(reactor, state_.metrics, record, absl::OkStatus());
   return reactor;
 }
 
@@ -62,6 +65,7 @@ grpc::ServerUnaryReactor* ConfigService::UpdateConfig(grpc::CallbackServerContex
                                                       const stave::v1::UpdateConfigRequest* request,
                                                       stave::v1::PositionConfig* response) {
   auto* reactor = context->DefaultReactor();
+  RequestRecord record = StartGrpcRecord(context, "UpdateConfig");
   absl::Status status = auth_.Check(*context);
   if (status.ok()) {
     auto update = FromProto(*request, state_.routers);
@@ -73,14 +77,24 @@ grpc::ServerUnaryReactor* ConfigService::UpdateConfig(grpc::CallbackServerContex
                                          state_.routers.Redact(std::string(applied.status().message())));
     if (status.ok()) {
       Describe(**applied, response);
-      spdlog::info("config version {} from {}: mode {}, bases [{}], expert bases [{}], top_k {}",
-                   (*applied)->version, context->peer(), std::string(PositionModeName((*applied)->position.mode)),
-                   absl::StrJoin((*applied)->position.bases, ","),
-                   absl::StrJoin((*applied)->position.expert_bases, ","), (*applied)->position.top_k);
+      record.config_version = (*applied)->version;
+      // The request id as a field: the change can be traced to the client's own logs.
+      spdlog::info("{}", LogFields()
+                             .Add("request_id", record.request_id)
+                             .Attach(fmt::format("config version {} from {}: mode {}, bases [{}], expert bases [{}], "
+                                                 "top_k {}",
+                                                 (*applied)->version, context->peer(),
+                                                 std::string(PositionModeName((*applied)->position.mode)),
+                                                 absl::StrJoin((*applied)->position.bases, ","),
+                                                 absl::StrJoin((*applied)->position.expert_bases, ","),
+                                                 (*applied)->position.top_k)));
     }
   }
-  if (!status.ok()) spdlog::warn("UpdateConfig from {} refused: {}", context->peer(), status.ToString());
-  FinishUnary(reactor, state_.metrics, "UpdateConfig", status);
+  if (!status.ok())
+    spdlog::warn("{}", LogFields()
+                           .Add("request_id", record.request_id)
+                           .Attach(fmt::format("UpdateConfig from {} refused: {}", context->peer(), status.ToString())));
+  FinishUnary(reactor, state_.metrics, record, status);
   return reactor;
 }
 
@@ -88,8 +102,9 @@ grpc::ServerUnaryReactor* ConfigService::SearchBases(grpc::CallbackServerContext
                                                      const stave::v1::SearchBasesRequest* request,
                                                      stave::v1::SearchBasesResponse* response) {
   auto* reactor = context->DefaultReactor();
+  auto record = std::make_shared<RequestRecord>(StartGrpcRecord(context, "SearchBases"));
   if (request->count() < 1 || request->count() > static_cast<uint32_t>(kMaxBuckets)) {
-    FinishUnary(reactor, state_.metrics, "SearchBases",
+    FinishUnary(reactor, state_.metrics, *record,
                 absl::InvalidArgumentError(absl::StrCat("count: must be in 1..", kMaxBuckets, ", got ", request->count())));
     return reactor;
   }
@@ -100,20 +115,20 @@ grpc::ServerUnaryReactor* ConfigService::SearchBases(grpc::CallbackServerContext
   // Checked here, so that a bad range is answered at once and the worker only runs bounded work.
   auto resolved = ResolveBaseSearchOptions(options);
   if (!resolved.ok()) {
-    FinishUnary(reactor, state_.metrics, "SearchBases", resolved.status());
+    FinishUnary(reactor, state_.metrics, *record, resolved.status());
     return reactor;
   }
   Metrics& metrics = state_.metrics;
-  auto status = state_.side_worker.TrySubmit([reactor, response, &metrics, o = *resolved] {
+  auto status = state_.side_worker.TrySubmit([reactor, response, &metrics, record, o = *resolved] {
     auto result = stave::SearchBases(o);
     if (result.ok()) {
       for (double b : result->bases) response->add_bases(b);
       response->set_shortest_stave(result->stave.value);
       response->set_start_base_shortest_stave(result->start_stave.value);
     }
-    FinishUnary(reactor, metrics, "SearchBases", result.status());
+    FinishUnary(reactor, metrics, *record, result.status());
   });
-  if (!status.ok()) FinishUnary(reactor, state_.metrics, "SearchBases", status);
+  if (!status.ok()) FinishUnary(reactor, state_.metrics, *record, status);
   return reactor;
 }
 

@@ -150,6 +150,7 @@ void Engine::Run() {
     for (auto& g : gone) ReportCancelled(*g);
     const auto now = std::chrono::steady_clock::now();
     for (auto& job : admitted) {
+      job->admitted = now;
       if (options_.on_queue_time) options_.on_queue_time(std::chrono::duration<double>(now - job->submitted).count());
       if (job->task) {  // Score: runs once, between steps
         job->task(job->Gone());

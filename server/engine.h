@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -37,6 +38,9 @@ struct EngineJob {
   // cancellation callback). Checked with `cancelled` whenever the engine looks at the job.
   std::function<bool()> abandoned;
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
+  // Set on the engine thread when the job leaves the queue, before its first on_step: a request's
+  // own queue time for its log line (on_step runs on that thread and may read it).
+  std::optional<std::chrono::steady_clock::time_point> admitted;
 
   bool Gone() const { return cancelled || (abandoned && abandoned()); }
 };

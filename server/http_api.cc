@@ -13,8 +13,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/client_connection.h"
 #include "server/completion_run.h"
+#include "server/log_fields.h"
 #include "server/openai_json.h"
+#include "server/request_id.h"
+#include "server/request_record.h"
 #include "server/sse_stream.h"
 
 namespace stave::server {
@@ -53,6 +57,21 @@ void SendError(httplib::Response& res, const absl::Status& status, absl::string_
 std::string AnswerId(bool chat) {
   static thread_local std::mt19937_64 engine{std::random_device{}()};
   return absl::StrFormat("%s-%016x%08x", chat ? "chatcmpl" : "cmpl", engine(), static_cast<uint32_t>(engine()));
+}
+
+// The record of an HTTP request; its id was chosen by the pre-routing handler and is in the
+// response headers already (requests httplib rejects before routing get one here).
+RequestRecord HttpRecord(const httplib::Request& req, httplib::Response& res, absl::string_view route) {
+  RequestRecord record;
+  record.request_id = res.get_header_value(kRequestIdHttpHeader);
+  if (record.request_id.empty()) {
+    record.request_id = RequestIdFor(req.get_header_value(kRequestIdHttpHeader));
+    res.set_header(kRequestIdHttpHeader, record.request_id);
+  }
+  record.method = std::string(route);
+  record.transport = "http";
+  record.peer = absl::StrCat(req.remote_addr, ":", req.remote_port);
+  return record;
 }
 
 }  // namespace
@@ -123,16 +142,24 @@ void HttpApi::Routes() {
   httplib::Server& http = *http_;
   Metrics& metrics = state_.metrics;
 
-  http.Get("/health", [this, &metrics](const httplib::Request&, httplib::Response& res) {
+  // Every request gets its id first, so every answer carries it, errors included.
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    res.set_header(kRequestIdHttpHeader, RequestIdFor(req.get_header_value(kRequestIdHttpHeader)));
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  http.Get("/health", [this, &metrics](const httplib::Request& req, httplib::Response& res) {
+    RequestRecord record = HttpRecord(req, res, "/health");
     const bool serving = !draining_.load();
     res.status = serving ? 200 : 503;
     res.set_content(Dump({{"status", serving ? "ok" : "draining"}}), "application/json");
-    metrics.HttpRequestFinished("/health", serving ? "OK" : "UNAVAILABLE");
+    record.Finish(metrics, serving ? absl::StatusCode::kOk : absl::StatusCode::kUnavailable, res.status);
   });
 
-  http.Get("/v1/models", [this, &metrics](const httplib::Request&, httplib::Response& res) {
+  http.Get("/v1/models", [this, &metrics](const httplib::Request& req, httplib::Response& res) {
+    RequestRecord record = HttpRecord(req, res, "/v1/models");
     res.set_content(Dump(ModelsJson(model_name_, created_)), "application/json");
-    metrics.HttpRequestFinished("/v1/models", "OK");
+    record.Finish(metrics, absl::StatusCode::kOk, 200);
   });
 
   // Whatever no route answered (unknown path or method, a body over the limit, a request httplib
@@ -151,9 +178,11 @@ void HttpApi::Routes() {
     else
       status = absl::InvalidArgumentError(absl::StrCat("HTTP ", res.status, ": the request could not be read"));
     const int http_status = res.status;
+    RequestRecord record = HttpRecord(req, res, "unmatched");
     res.set_content(Dump(ErrorJson(status)), "application/json");
     res.status = http_status;  // 413 stays 413 although its status code maps to 400
-    metrics.HttpRequestFinished("unmatched", absl::StatusCodeToString(status.code()));
+    record.error = std::string(status.message());
+    record.Finish(metrics, status.code(), http_status);
   });
 
   // The error boundary of a request thread: whatever a handler throws fails that request alone.
@@ -165,18 +194,22 @@ void HttpApi::Routes() {
       what = x.what();
     } catch (...) {
     }
-    spdlog::error("HTTP {} {} failed: {}", req.method, req.path, what);
+    RequestRecord record = HttpRecord(req, res, "unmatched");
+    spdlog::error("{}", LogFields().Add("request_id", record.request_id).Attach(
+                            absl::StrCat("HTTP ", req.method, " ", req.path, " failed: ", what)));
     SendError(res, absl::InternalError(absl::StrCat("internal error: ", what)));
-    metrics.HttpRequestFinished("unmatched", "INTERNAL");
+    record.error = what;
+    record.Finish(metrics, absl::StatusCode::kInternal, res.status);
   });
 
   for (const bool chat : {false, true}) {
     http.Post(chat ? kChat : kCompletions, [this, chat, &metrics](const httplib::Request& req, httplib::Response& res) {
       const char* route = chat ? kChat : kCompletions;
+      RequestRecord record = HttpRecord(req, res, route);
       auto fail = [&](const absl::Status& status, absl::string_view code = "") {
-        spdlog::info("{} from {} refused: {}", route, req.remote_addr, status.ToString());
-        metrics.HttpRequestFinished(route, absl::StatusCodeToString(status.code()));
         SendError(res, status, code);
+        record.error = std::string(status.message());
+        record.Finish(metrics, status.code(), res.status);
       };
       if (draining_.load()) return fail(absl::UnavailableError("staved is shutting down"));
       // A completion holds its thread until it ends: one thread stays free for /health and
@@ -211,8 +244,11 @@ void HttpApi::Routes() {
       }
       auto prepared = PrepareGeneration(state_, parsed->request, parsed->options);
       if (!prepared.ok()) return fail(prepared.status());
+      record.prompt_tokens = prepared->prompt_tokens;
+      record.config_version = prepared->config_version;
       auto run = CompletionRun::Start(state_.engine, metrics, std::move(prepared->sequences));
       if (!run.ok()) return fail(run.status());
+      record.finish_reasons.assign(static_cast<size_t>(parsed->options.n), "");
 
       AnswerHeader header{.id = AnswerId(chat), .created = static_cast<int64_t>(std::time(nullptr)),
                           .model = model_name_, .chat = chat, .logprobs = parsed->options.logprobs};
@@ -227,11 +263,9 @@ void HttpApi::Routes() {
         stream->stopping = &stopping_;
         stream->running = &running_;  // the stream releases the slot when it ends
         slot.held = false;
-        stream->route = route;
+        stream->record = std::move(record);
         stream->header = std::move(header);
         stream->choices = std::move(choices);
-        stream->prompt_tokens = prepared->prompt_tokens;
-        stream->config_version = prepared->config_version;
         stream->include_usage = parsed->include_usage;
         res.set_header("Cache-Control", "no-cache");
         res.set_chunked_content_provider(
@@ -247,19 +281,37 @@ void HttpApi::Routes() {
         return;
       }
 
-      // A whole answer: wait for every choice on this (HTTP) thread.
+      // A whole answer: wait for every choice on this (HTTP) thread, watching the connection
+      // (nothing is written before the end, so only the socket tells that the client left).
+      const ClientConnection connection =
+          ClientConnection::Find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
       absl::Status status;
+      bool client_gone = false;
       while (!(*run)->done()) {
-        for (const auto& e : (*run)->Wait(std::chrono::milliseconds(200)))
+        for (const auto& e : (*run)->Wait(std::chrono::milliseconds(200))) {
+          if (e.step.finished) record.finish_reasons[e.index] = e.step.finish_reason;
           if (status.ok()) status = AddStep(state_.model, header.logprobs, e.step, choices[e.index]);
-        if (!status.ok() || stopping_.load()) (*run)->Cancel();
+        }
+        if (!client_gone && connection.Closed()) client_gone = true;
+        if (!status.ok() || stopping_.load() || client_gone) (*run)->Cancel();
+      }
+      for (const auto& c : choices) record.generated_tokens += c.completion_tokens;
+      const auto timing = (*run)->timing();
+      record.queue_seconds = timing.queue_seconds;
+      if (timing.first_token.has_value()) record.ttft_seconds = SecondsBetween(record.arrived, *timing.first_token);
+      run->reset();  // its KV blocks are free already; the rest of it now
+      if (client_gone) {
+        // No answer can reach it; httplib's write of one fails quietly. No HTTP status was sent.
+        record.error = "the client closed the connection before the answer";
+        record.Finish(metrics, absl::StatusCode::kCancelled);
+        return;
       }
       if (!status.ok()) return fail(status);
       std::vector<ChoiceResult> results;
       for (auto& c : choices) results.push_back(std::move(c.pending));
       res.set_content(Dump(AnswerJson(header, results, prepared->prompt_tokens, prepared->config_version)),
                       "application/json");
-      metrics.HttpRequestFinished(route, "OK");
+      record.Finish(metrics, absl::StatusCode::kOk, 200);
     });
   }
 }

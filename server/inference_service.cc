@@ -13,6 +13,7 @@
 #include "core/score.h"
 #include "core/utf8.h"
 #include "proto/position_proto.h"
+#include "server/request_id.h"
 
 namespace stave::server {
 
@@ -20,9 +21,25 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, std::string_view method,
+RequestRecord StartGrpcRecord(grpc::CallbackServerContext* context, std::string_view method) {
+  RequestRecord record;
+  const auto& metadata = context->client_metadata();
+  const auto supplied = metadata.find(kRequestIdGrpcKey);
+  record.request_id = RequestIdFor(supplied == metadata.end()
+                                       ? std::string_view()
+                                       : std::string_view(supplied->second.data(), supplied->second.size()));
+  // Before any write or Finish: initial metadata goes out with the first of them.
+  context->AddInitialMetadata(kRequestIdGrpcKey, record.request_id);
+  record.method = std::string(method);
+  record.transport = "grpc";
+  record.peer = context->peer();
+  return record;
+}
+
+void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, RequestRecord& record,
                  const absl::Status& status) {
-  metrics.RequestFinished(method, absl::StatusCodeToString(status.code()));
+  if (!status.ok()) record.error = std::string(status.message());
+  record.Finish(metrics, status.code());
   reactor->Finish(ToGrpcStatus(status));
 }
 
@@ -30,7 +47,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double SecondsSince(Clock::time_point t) { return SecondsBetween(t); }
 
 // Streams the engine's steps to one client. The engine holds the job (not the reactor): the
 // reactor may be gone (client cancelled) while the engine still finishes the step, so steps go
@@ -46,10 +63,11 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
                   const stave::v1::GenerateRequest& request)
       : sink_(std::make_shared<Sink>()) {
     sink_->reactor = this;
-    absl::Status status = Start(state, context->peer(), request);
+    RequestRecord record = StartGrpcRecord(context, "Generate");
+    absl::Status status = Start(state, record, request);
     if (!status.ok()) {
-      state.metrics.RequestFinished("Generate", absl::StatusCodeToString(status.code()));
-      spdlog::info("Generate from {} refused: {}", context->peer(), status.ToString());
+      record.error = std::string(status.message());
+      record.Finish(state.metrics, status.code());
       std::lock_guard<std::mutex> lock(sink_->mutex);
       sink_->reactor = nullptr;
       std::lock_guard<std::mutex> own(mutex_);
@@ -96,39 +114,48 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
   }
 
  private:
-  // Per-stream bookkeeping the engine thread updates (metrics and the final message).
+  // Per-stream bookkeeping the engine thread updates (metrics, the log line, the final message).
   struct Progress {
-    Clock::time_point arrived = Clock::now(), last_token;
-    uint32_t prompt_tokens = 0, completion_tokens = 0;
-    uint64_t config_version = 0;
-    std::string peer;
+    RequestRecord record;
+    Clock::time_point last_token;
   };
 
-  absl::Status Start(const ServerState& state, const std::string& peer,
-                     const stave::v1::GenerateRequest& r) {
+  // On success the record moves into the job's callback, which finishes it; on error the caller
+  // finishes it.
+  absl::Status Start(const ServerState& state, RequestRecord& record, const stave::v1::GenerateRequest& r) {
     engine_ = &state.engine;
     auto prepared = PrepareGeneration(state, r);
     if (!prepared.ok()) return prepared.status();
+    record.prompt_tokens = prepared->prompt_tokens;
+    record.config_version = prepared->config_version;
     auto progress = std::make_shared<Progress>();
-    progress->prompt_tokens = prepared->prompt_tokens;
-    progress->config_version = prepared->config_version;
-    progress->peer = peer;
+    progress->record = record;
     job_ = std::make_shared<EngineJob>();
     job_->sequence = std::move(prepared->sequences.front());
     std::shared_ptr<Sink> sink = sink_;
     Metrics& metrics = state.metrics;
-    job_->on_step = [sink, progress, &metrics](const Sequence::Step& step) {
+    // The job owns this callback, so the raw pointer lives as long as any call of it.
+    job_->on_step = [sink, progress, &metrics, job = job_.get()](const Sequence::Step& step) {
+      RequestRecord& record = progress->record;
+      if (!record.queue_seconds.has_value() && job->admitted.has_value())
+        record.queue_seconds = SecondsBetween(job->submitted, *job->admitted);
       stave::v1::GenerateResponse msg;
       if (step.token >= 0) {
         msg.set_token_id(static_cast<uint32_t>(step.token));
         const auto now = Clock::now();
-        if (progress->completion_tokens++ == 0) metrics.TimeToFirstToken(SecondsSince(progress->arrived));
-        else metrics.InterTokenLatency(std::chrono::duration<double>(now - progress->last_token).count());
+        if (record.generated_tokens++ == 0) {
+          record.ttft_seconds = SecondsSince(record.arrived);
+          metrics.TimeToFirstToken(*record.ttft_seconds);
+        } else {
+          metrics.InterTokenLatency(std::chrono::duration<double>(now - progress->last_token).count());
+        }
         progress->last_token = now;
         metrics.TokensGenerated(1);
       }
       if (!step.status.ok()) {  // the engine's error boundary: this request failed alone
-        metrics.RequestFinished("Generate", absl::StatusCodeToString(step.status.code()));
+        record.finish_reasons = {"error"};
+        record.error = std::string(step.status.message());
+        record.Finish(metrics, step.status.code());
         std::lock_guard<std::mutex> lock(sink->mutex);
         if (sink->reactor != nullptr) sink->reactor->Fail(step.status);
         return;
@@ -136,14 +163,12 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
       msg.set_text(step.text);
       if (step.finished) {
         msg.set_finish_reason(step.finish_reason);
-        msg.mutable_usage()->set_prompt_tokens(progress->prompt_tokens);
-        msg.mutable_usage()->set_completion_tokens(progress->completion_tokens);
-        msg.set_config_version(progress->config_version);
+        msg.mutable_usage()->set_prompt_tokens(*record.prompt_tokens);
+        msg.mutable_usage()->set_completion_tokens(record.generated_tokens);
+        msg.set_config_version(*record.config_version);
         const bool cancelled = step.finish_reason == "cancelled";
-        metrics.RequestFinished("Generate", cancelled ? "CANCELLED" : "OK");
-        spdlog::info("Generate from {}: {} prompt + {} generated tokens, finish {}, config version {}, {:.1f} ms",
-                     progress->peer, progress->prompt_tokens, progress->completion_tokens,
-                     step.finish_reason, progress->config_version, 1000 * SecondsSince(progress->arrived));
+        record.finish_reasons = {step.finish_reason};
+        record.Finish(metrics, cancelled ? absl::StatusCode::kCancelled : absl::StatusCode::kOk);
       }
       std::lock_guard<std::mutex> lock(sink->mutex);
       if (sink->reactor != nullptr) sink->reactor->Enqueue(std::move(msg), step.finished);
@@ -203,6 +228,7 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
                                                   const stave::v1::ScoreRequest* request,
                                                   stave::v1::ScoreResponse* response) {
   auto* reactor = context->DefaultReactor();
+  auto record = std::make_shared<RequestRecord>(StartGrpcRecord(context, "Score"));
   absl::Status status = CheckTextSize("prompt", request->prompt());
   if (status.ok()) status = CheckTextSize("continuation", request->continuation());
   auto position = status.ok() ? ResolvePosition(state_, request->has_position(), request->position())
@@ -212,7 +238,7 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
                    ? TokenizeForScoring(*state_.model.tokenizer(), request->prompt(), request->continuation())
                    : absl::StatusOr<ScoreTokensInput>(position.status());
   if (!input.ok()) {
-    FinishUnary(reactor, state_.metrics, "Score", input.status());
+    FinishUnary(reactor, state_.metrics, *record, input.status());
     return reactor;
   }
   // Scored in the engine's batches like any sequence: its forward shares steps with the streams.
@@ -220,7 +246,7 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
                                      position->config, &state_.position_cache);
   absl::Status fits = seq.ok() ? state_.engine.CheckFits(**seq) : seq.status();
   if (!fits.ok()) {
-    FinishUnary(reactor, state_.metrics, "Score", fits);
+    FinishUnary(reactor, state_.metrics, *record, fits);
     return reactor;
   }
   auto job = std::make_shared<EngineJob>();
@@ -228,8 +254,11 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
   job->sequence = *std::move(seq);
   Metrics& metrics = state_.metrics;
   const Sequence* scored = job->sequence.get();
-  job->on_step = [reactor, response, scored, &metrics, version = position->version](const Sequence::Step& step) {
+  record->config_version = position->version;
+  job->on_step = [reactor, response, scored, &metrics, record, job = job.get(),
+                  version = position->version](const Sequence::Step& step) {
     if (!step.finished) return;
+    if (job->admitted.has_value()) record->queue_seconds = SecondsBetween(job->submitted, *job->admitted);
     absl::Status status = step.status;
     if (status.ok() && step.finish_reason == "cancelled") status = absl::CancelledError("cancelled before it finished");
     if (status.ok()) {
@@ -240,10 +269,10 @@ grpc::ServerUnaryReactor* InferenceService::Score(grpc::CallbackServerContext* c
       response->set_is_greedy(r.is_greedy);
       response->set_config_version(version);
     }
-    FinishUnary(reactor, metrics, "Score", status);
+    FinishUnary(reactor, metrics, *record, status);
   };
   status = state_.engine.Submit(job);
-  if (!status.ok()) FinishUnary(reactor, state_.metrics, "Score", status);
+  if (!status.ok()) FinishUnary(reactor, state_.metrics, *record, status);
   return reactor;
 }
 
@@ -251,6 +280,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
                                                      const stave::v1::TokenizeRequest* request,
                                                      stave::v1::TokenizeResponse* response) {
   auto* reactor = context->DefaultReactor();
+  RequestRecord record = StartGrpcRecord(context, "Tokenize");
   absl::Status status = CheckTextSize("text", request->text());
   if (status.ok()) {
     const Tokenizer& tok = *state_.model.tokenizer();
@@ -263,13 +293,14 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
       prev = id;
     }
   }
-  FinishUnary(reactor, state_.metrics, "Tokenize", status);
+  FinishUnary(reactor, state_.metrics, record, status);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,
                                                          const stave::v1::GetModelInfoRequest*,
                                                          stave::v1::ModelInfo* info) {
+  RequestRecord record = StartGrpcRecord(context, "GetModelInfo");
   const ModelConfig& c = state_.model.config();
   // The name only: where the model lives on the server is not the client's business.
   info->set_path(PublicModelName(state_.model));
@@ -284,7 +315,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   info->set_rope_theta(c.rope_theta);
   info->set_format(c.format == CheckpointFormat::kLlama2c ? "llama2c" : "hf");
   auto* reactor = context->DefaultReactor();
-  FinishUnary(reactor, state_.metrics, "GetModelInfo", absl::OkStatus());
+  FinishUnary(reactor, state_.metrics, record, absl::OkStatus());
   return reactor;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "server/generate_request.h"
+#include "server/request_record.h"
 #include "stave/v1/stave.grpc.pb.h"
 
 namespace stave::server {
@@ -32,8 +33,12 @@ class InferenceService final : public stave::v1::Inference::CallbackService {
 // The one place absl::Status codes become gRPC status codes (the numbers are the same).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// Finishes a unary call and counts it in the metrics.
-void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, std::string_view method,
+// The record of a gRPC call as it arrives: its request id (the client's `x-request-id` metadata
+// when valid, else a new one), sent back at once in the initial metadata, its method and peer.
+RequestRecord StartGrpcRecord(grpc::CallbackServerContext* context, std::string_view method);
+
+// Finishes a unary call: its log line and metrics (request_record.h), then the status.
+void FinishUnary(grpc::ServerUnaryReactor* reactor, Metrics& metrics, RequestRecord& record,
                  const absl::Status& status);
 
 }  // namespace stave::server

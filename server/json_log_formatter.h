@@ -1,5 +1,6 @@
-// staved --log-json: one JSON object per log line ({"time", "level", "message"}) for log
-// collectors. A spdlog formatter, so every spdlog call site gets it without change.
+// staved --log-json: one JSON object per log line for log collectors: {"time", "level",
+// "message"} and then the line's structured fields (log_fields.h) as top-level keys. A spdlog
+// formatter, so every spdlog call site gets it without change.
 #pragma once
 
 #include <memory>

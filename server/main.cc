@@ -43,6 +43,7 @@
 #include "server/metrics.h"
 #include "server/router_directory.h"
 #include "server/side_worker.h"
+#include "server/text_log_formatter.h"
 #include "server/write_auth.h"
 
 ABSL_FLAG(std::string, model, "", "model: a llama2.c .bin file, a GGUF file or a Hugging Face directory (default: $STAVE_MODEL, else the embedded default model)");
@@ -239,7 +240,10 @@ int main(int argc, char** argv) {
   DashesToUnderscores(argc, argv);
   absl::ParseCommandLine(argc, argv);
   spdlog::set_default_logger(spdlog::stderr_logger_mt("staved"));
+  // Both formatters render the structured fields of a line (log_fields.h): as JSON keys or as
+  // key=value after the message.
   if (absl::GetFlag(FLAGS_log_json)) spdlog::set_formatter(std::make_unique<stave::server::JsonLogFormatter>());
+  else spdlog::set_formatter(std::make_unique<stave::server::TextLogFormatter>());
 
   std::string model_path = absl::GetFlag(FLAGS_model);
   if (model_path.empty() && std::getenv("STAVE_MODEL") != nullptr) model_path = std::getenv("STAVE_MODEL");
@@ -267,6 +271,7 @@ int main(int argc, char** argv) {
   if (!auth.ok()) return Fail(auth.status());
   auto metrics = stave::server::Metrics::Create(absl::GetFlag(FLAGS_metrics_listen));
   if (!metrics.ok()) return Fail(metrics.status());
+  (*metrics)->BuildInfo(STAVE_VERSION, STAVE_BUILD_TYPE);
   auto chat_template = ChatTemplateFor(model_path);
   if (!chat_template.ok()) return Fail(chat_template.status());
 

@@ -29,8 +29,26 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter;
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
+  // Names follow Prometheus' conventions: counters end in _total, durations are _seconds
+  // histograms, sizes name their unit (_tokens, _blocks, _rows). docs/server.md lists the
+  // renamed ones for dashboards.
   requests_ = &BuildCounter().Name("stave_requests_total")
-                   .Help("Finished RPCs by method and gRPC status code (HTTP API requests: transport=\"http\", method = route)").Register(*registry_);
+                   .Help("Finished requests by transport (grpc, http), method (RPC or HTTP route) and status code name")
+                   .Register(*registry_);
+  // 1 ms .. ~65 s: Tokenize answers in a millisecond, a long generation on a large model in a minute.
+  request_duration_ = &BuildHistogram().Name("stave_request_duration_seconds")
+                           .Help("From a request's arrival to its end (the last token sent, or its error)")
+                           .Register(*registry_);
+  // 1, 2, 4, ... 131072 tokens: the longest contexts Llama models have.
+  prompt_tokens_ = &BuildHistogram().Name("stave_prompt_tokens")
+                        .Help("Prompt tokens of a generation request (BOS included)").Register(*registry_)
+                        .Add({}, Exponential(1, 2, 18));
+  generations_ = &BuildCounter().Name("stave_generations_total")
+                      .Help("Finished sequences (one per choice) by transport and finish reason "
+                            "(stop, length, eos, cancelled, error)")
+                      .Register(*registry_);
+  build_info_ = &BuildGauge().Name("stave_build_info")
+                     .Help("Always 1; the labels say which staved this is (staved --version)").Register(*registry_);
   tokens_ = &BuildCounter().Name("stave_generated_tokens_total")
                  .Help("Tokens generated and streamed").Register(*registry_).Add({});
   // 1 ms .. ~33 s: a 260K model answers in milliseconds, a 110M one with 16 buckets in seconds.
@@ -44,9 +62,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Help("Requests admitted and waiting for the engine").Register(*registry_).Add({});
   active_ = &BuildGauge().Name("stave_active_sequences")
                  .Help("Sequences the engine is stepping (each holds a KV cache)").Register(*registry_).Add({});
-  kv_blocks_used_ = &BuildGauge().Name("stave_kv_blocks_used")
+  // Not "_total": that suffix belongs to counters, and the pool size is a gauge.
+  kv_blocks_used_ = &BuildGauge().Name("stave_kv_cache_used_blocks")
                          .Help("KV pool blocks held by running sequences").Register(*registry_).Add({});
-  kv_blocks_total_ = &BuildGauge().Name("stave_kv_blocks_total")
+  kv_blocks_total_ = &BuildGauge().Name("stave_kv_cache_capacity_blocks")
                           .Help("KV pool blocks (staved --kv-cache-mb)").Register(*registry_).Add({});
   preemptions_ = &BuildCounter().Name("stave_preemptions_total")
                       .Help("Sequences preempted (blocks freed, recomputed later) when the KV pool ran dry")
@@ -117,11 +136,20 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& list
 
 int Metrics::port() const { return port_; }
 
-void Metrics::RequestFinished(std::string_view method, std::string_view code) {
-  requests_->Add({{"method", std::string(method)}, {"code", std::string(code)}}).Increment();
+void Metrics::BuildInfo(std::string_view version, std::string_view build_type) {
+  build_info_->Add({{"version", std::string(version)}, {"build_type", std::string(build_type)}}).Set(1);
 }
-void Metrics::HttpRequestFinished(std::string_view route, std::string_view code) {
-  requests_->Add({{"method", std::string(route)}, {"code", std::string(code)}, {"transport", "http"}}).Increment();
+void Metrics::RequestFinished(std::string_view transport, std::string_view method, std::string_view code,
+                              double seconds) {
+  requests_->Add({{"method", std::string(method)}, {"code", std::string(code)}, {"transport", std::string(transport)}})
+      .Increment();
+  request_duration_->Add({{"method", std::string(method)}, {"transport", std::string(transport)}},
+                         Exponential(0.001, 2, 17))
+      .Observe(seconds);
+}
+void Metrics::PromptTokens(uint32_t tokens) { prompt_tokens_->Observe(tokens); }
+void Metrics::GenerationFinished(std::string_view transport, std::string_view finish_reason) {
+  generations_->Add({{"finish_reason", std::string(finish_reason)}, {"transport", std::string(transport)}}).Increment();
 }
 void Metrics::TokensGenerated(int64_t n) { tokens_->Increment(static_cast<double>(n)); }
 void Metrics::TimeToFirstToken(double seconds) { ttft_->Observe(seconds); }

@@ -33,11 +33,17 @@ class Metrics {
 
   int port() const;  // the bound port; 0 without an endpoint
 
-  // A finished RPC; code is the gRPC status code name ("OK", "INVALID_ARGUMENT", ...).
-  void RequestFinished(std::string_view method, std::string_view code);
-  // A finished HTTP API request: the same series with transport="http", method the route
-  // ("/v1/completions") and code the absl/gRPC status code name of its outcome.
-  void HttpRequestFinished(std::string_view route, std::string_view code);
+  // staved's version and build type as stave_build_info{version, build_type} 1 (what
+  // `staved --version` prints), so dashboards can tell replicas and rollouts apart.
+  void BuildInfo(std::string_view version, std::string_view build_type);
+  // A finished request (request_record.h): transport "grpc" or "http", method the RPC
+  // ("Generate") or the route ("/v1/completions"), code the status code name of its outcome
+  // ("OK", "INVALID_ARGUMENT", ...), seconds from arrival to the end.
+  void RequestFinished(std::string_view transport, std::string_view method, std::string_view code, double seconds);
+  // Tokens of a generation request's prompt (BOS included).
+  void PromptTokens(uint32_t tokens);
+  // One finished sequence, by finish reason ("stop", "length", "eos", "cancelled", "error").
+  void GenerationFinished(std::string_view transport, std::string_view finish_reason);
   void TokensGenerated(int64_t n);
   void TimeToFirstToken(double seconds);
   void InterTokenLatency(double seconds);
@@ -56,6 +62,10 @@ class Metrics {
   std::thread http_thread_;
   int port_ = 0;
   prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* request_duration_;
+  prometheus::Histogram* prompt_tokens_;
+  prometheus::Family<prometheus::Counter>* generations_;
+  prometheus::Family<prometheus::Gauge>* build_info_;
   prometheus::Counter* tokens_;
   prometheus::Histogram* ttft_;
   prometheus::Histogram* itl_;

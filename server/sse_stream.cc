@@ -9,12 +9,18 @@ namespace stave::server {
 using Clock = std::chrono::steady_clock;
 
 void SseStream::Count(absl::StatusCode code) {
-  if (counted) return;
-  counted = true;
-  metrics->HttpRequestFinished(route, absl::StatusCodeToString(code));
+  if (record.finished()) return;
+  for (const auto& c : choices) record.generated_tokens += c.completion_tokens;
+  const auto timing = run->timing();
+  record.queue_seconds = timing.queue_seconds;
+  if (timing.first_token.has_value()) record.ttft_seconds = SecondsBetween(record.arrived, *timing.first_token);
+  // The status line went out with the first event: 200 whatever happened next.
+  record.Finish(*metrics, code, 200);
 }
 
 SseStream::~SseStream() {
+  // Every way out counts the request; one httplib never reported ended with the connection.
+  if (run != nullptr && metrics != nullptr) Count(absl::StatusCode::kCancelled);
   run.reset();  // cancels whatever is still running
   --*running;
 }
@@ -43,11 +49,13 @@ bool WriteEvents(SseStream& s, httplib::DataSink& sink) {
   }
   for (const auto& e : events) {
     ChoiceState& c = s.choices[e.index];
+    if (e.step.finished) s.record.finish_reasons[e.index] = e.step.finish_reason;
     absl::Status status = AddStep(*s.model, s.header.logprobs, e.step, c);
     std::string out;
     if (!status.ok()) {
       // The answer has begun (status 200 is sent): the failure goes as an error event.
       s.run->Cancel();
+      s.record.error = std::string(status.message());
       s.Count(status.code());
       Send(sink, absl::StrCat("data: ", Dump(ErrorJson(status)), "\n\n"));
       sink.done();
@@ -72,7 +80,9 @@ bool WriteEvents(SseStream& s, httplib::DataSink& sink) {
   for (const auto& c : s.choices) completion_tokens += c.completion_tokens;
   std::string tail;
   if (s.include_usage)
-    tail = absl::StrCat("data: ", Dump(UsageChunkJson(s.header, s.prompt_tokens, completion_tokens, s.config_version)),
+    tail = absl::StrCat("data: ",
+                        Dump(UsageChunkJson(s.header, s.record.prompt_tokens.value_or(0), completion_tokens,
+                                            s.record.config_version.value_or(0))),
                         "\n\n");
   tail += "data: [DONE]\n\n";
   const bool sent = Send(sink, tail);

@@ -14,6 +14,7 @@
 #include "server/completion_run.h"
 #include "server/metrics.h"
 #include "server/openai_json.h"
+#include "server/request_record.h"
 
 namespace httplib {
 class DataSink;
@@ -28,15 +29,13 @@ struct SseStream {
   Metrics* metrics = nullptr;
   const std::atomic<bool>* stopping = nullptr;
   std::atomic<int>* running = nullptr;
-  const char* route = "";
+  RequestRecord record;  // route, request id, prompt tokens, config version: set by the handler
   AnswerHeader header;
   std::vector<ChoiceState> choices;
-  uint32_t prompt_tokens = 0;
-  uint64_t config_version = 0;
-  bool include_usage = false, counted = false;
+  bool include_usage = false;
   std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
 
-  // Counts the request in the metrics once, with its outcome.
+  // Finishes the record once (log line and metrics) with the request's outcome.
   void Count(absl::StatusCode code);
   ~SseStream();
 };

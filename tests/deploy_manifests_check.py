@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Checks deploy/: every YAML file passes yamllint, and the fields that matter for running staved
-are there and agree with each other (ports, probes, drain timing, the config mount, selectors).
+are there and agree with each other (ports, the HTTP API's included, probes, drain timing, the
+config mount, selectors).
 
 usage: deploy_manifests_check.py DEPLOY_DIR   (exit 77 = skipped: yamllint or python3-yaml missing)
 """
@@ -57,6 +58,8 @@ if deployment:
     check(listen.endswith(f":{ports.get('grpc')}"), f"--listen {listen!r} is not the grpc port {ports.get('grpc')}")
     check(any(a.endswith(f":{ports.get('metrics')}") for a in args if a.startswith("--metrics-listen=")),
           "--metrics-listen is not the metrics port")
+    check("http" in ports and any(a == f"--http-listen=0.0.0.0:{ports['http']}" for a in args),
+          f"--http-listen must serve the http container port on every interface ({ports.get('http')})")
     for probe in ("readinessProbe", "livenessProbe"):
         check(container.get(probe, {}).get("grpc", {}).get("port") == ports.get("grpc"),
               f"{probe} must be a gRPC health probe on the grpc port")
@@ -93,6 +96,8 @@ if deployment:
     services = [d for (k, _), d in docs.items() if k == "Service"]
     check(any(s["spec"].get("clusterIP") == "None" for s in services), "no headless Service")
     check(any(s["spec"].get("clusterIP") != "None" for s in services), "no regular Service")
+    check(any(p["targetPort"] == "http" for s in services if s["spec"].get("clusterIP") != "None"
+              for p in s["spec"]["ports"]), "the regular Service does not expose the HTTP API (targetPort http)")
     for s in services:
         check(s["spec"]["selector"].items() <= labels.items(), f"Service {s['metadata']['name']} selects no pod")
         for p in s["spec"]["ports"]:
@@ -109,6 +114,18 @@ nginx = open(os.path.join(deploy, "nginx-grpc.conf")).read()
 for name in replicas:
     check(re.search(rf"server\s+{name}:50051", nginx), f"nginx upstream lacks {name}")
 check("grpc_pass" in nginx and "http2" in nginx, "nginx must proxy gRPC over HTTP/2")
+# The HTTP API: every replica serves it, nginx balances it, the proxy publishes it.
+for name in replicas:
+    command = compose["services"][name].get("command", [])
+    http_listen = next((a for a in command if a.startswith("--http-listen=")), "")
+    check(http_listen.startswith("--http-listen=0.0.0.0:"), f"{name} does not serve the HTTP API on every interface")
+    http_port = http_listen.rsplit(":", 1)[-1]
+    check(re.search(rf"server\s+{name}:{http_port}\b", nginx), f"nginx HTTP upstream lacks {name}:{http_port}")
+listens = re.findall(r"listen\s+(\d+)\s*;", nginx)
+check(listens and "proxy_pass" in nginx and "proxy_buffering off" in nginx,
+      "nginx must proxy the HTTP API unbuffered (server-sent events)")
+published = [str(p).split(":")[-1] for p in compose["services"].get("proxy", {}).get("ports", [])]
+check(all(port in published for port in listens), f"the proxy does not publish the HTTP port(s) {listens}")
 
 if failures:
     print("\n".join("FAIL: " + f for f in failures))

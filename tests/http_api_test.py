@@ -3,8 +3,9 @@
 ours) against staved processes on loopback ephemeral ports: completions whole and streamed (parsed
 event by event) equal to gRPC Generate, logprobs against gRPC Score, the same validation messages
 as gRPC, OpenAI error objects, the stave position extension, chat with a ChatML template and a
-clear 400 without one, /health and /v1/models, a client that leaves mid-stream (its sequence is
-cancelled and freed), a taken HTTP port (exit 1) and staved --version.
+clear 400 without one, /health and /v1/models, request ids (X-Request-Id), the metrics and a
+--log-json line of a finished request, a client that leaves mid-stream or before a whole answer
+(its sequence is cancelled and freed), a taken HTTP port (exit 1) and staved --version.
 
 usage: http_api_test.py STAVED STAVE DESCRIPTOR_SET SHARED_DIR SOURCE_DIR   (exit 77 = skipped)
 """
@@ -45,10 +46,10 @@ def check(condition, what):
 class Staved:
     """staved on loopback ephemeral ports; reads the ports it prints."""
 
-    def __init__(self, args):
+    def __init__(self, args, stderr=None):
         self.proc = subprocess.Popen([staved, "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
                                       "--http-listen=127.0.0.1:0"] + args,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.http_port = self.metrics_port = None
         self.template = None
         while True:
@@ -76,6 +77,19 @@ class Staved:
             return resp.status, json.loads(text)
         except ValueError:
             return resp.status, text
+
+    def request_id(self, method, path, body=None, request_id=None, stream=False):
+        """(status, the X-Request-Id staved answered with) of one request, sent with that id."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=120)
+        headers = {"Content-Type": "application/json"}
+        if request_id is not None:
+            headers["X-Request-Id"] = request_id
+        data = json.dumps(dict(body, stream=True) if stream else body) if body is not None else None
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.status, resp.getheader("X-Request-Id")
 
     def stream(self, path, body, on_event=None):
         """Events of a streamed answer, parsed one by one: (list of JSON objects, saw [DONE] last)."""
@@ -347,6 +361,54 @@ try:
           and s.metric('stave_requests_total{code="INVALID_ARGUMENT",method="/v1/completions",transport="http"}') >= 9,
           "stave_requests_total counts HTTP completions by outcome (transport=\"http\")")
 
+    # Request ids: the client's X-Request-Id comes back when short and printable, else a new one;
+    # every answer has one, errors and streams included.
+    generated = re.compile(r"[0-9a-f]{16}")
+    small = {"prompt": "Once", "max_tokens": 5, "temperature": 0}
+    status, rid = s.request_id("POST", "/v1/completions", small, request_id="client-42.a_b")
+    check(status == 200 and rid == "client-42.a_b", f"X-Request-Id echoed on a completion ({status} {rid})")
+    status, rid = s.request_id("POST", "/v1/completions", small, request_id="stream-1", stream=True)
+    check(status == 200 and rid == "stream-1", f"X-Request-Id echoed on a streamed completion ({rid})")
+    status, rid = s.request_id("GET", "/health")
+    check(status == 200 and rid is not None and generated.fullmatch(rid), f"no X-Request-Id: one is made ({rid})")
+    _, other = s.request_id("GET", "/health")
+    check(other != rid and generated.fullmatch(other or ""), "... a different one per request")
+    for bad in ("a" * 65, "two words", "semi;colon"):
+        status, rid = s.request_id("GET", "/v1/models", request_id=bad)
+        check(rid is not None and rid != bad and generated.fullmatch(rid), f"X-Request-Id {bad[:10]!r}... replaced ({rid})")
+    status, rid = s.request_id("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 0}, request_id="bad-req")
+    check(status == 400 and rid == "bad-req", f"a refused completion carries its X-Request-Id ({status} {rid})")
+    status, rid = s.request_id("GET", "/v1/nowhere", request_id="lost-1")
+    check(status == 404 and rid == "lost-1", f"an unknown route carries its X-Request-Id ({status} {rid})")
+
+    # The new series, named by Prometheus' conventions.
+    check(s.metric('stave_generations_total{finish_reason="length",transport="http"}') >= 5
+          and s.metric('stave_request_duration_seconds_count{method="/v1/completions",transport="http"}') >= 5
+          and s.metric("stave_prompt_tokens_count") >= 5
+          and s.metric('stave_request_duration_seconds_count{method="/health",transport="http"}') >= 3,
+          "stave_generations_total, stave_request_duration_seconds and stave_prompt_tokens count HTTP requests")
+
+    # --log-json: one line per finished request, its fields as top-level keys.
+    log_path = os.path.join(tmp, "staved-json.log")
+    with open(log_path, "w") as log_file:
+        j = Staved([f"--model={model}", f"--tokenizer={tokenizer}", "--log-json"], stderr=log_file)
+        servers.append(j)
+        conn = http.client.HTTPConnection("127.0.0.1", j.http_port, timeout=120)
+        conn.request("POST", "/v1/completions", body=json.dumps({"prompt": PROMPT, "max_tokens": 9, "temperature": 0}),
+                     headers={"Content-Type": "application/json", "X-Request-Id": "http-log-1"})
+        answer = json.loads(conn.getresponse().read().decode())
+        conn.close()
+        check(j.stop() == 0, "the --log-json staved stops")
+    with open(log_path) as f:
+        lines = [json.loads(line) for line in f if line.strip()]  # every line parses as JSON
+    line = next((l for l in lines if l.get("request_id") == "http-log-1"), {})
+    expected = {"message": "request finished", "level": "info", "method": "/v1/completions", "transport": "http",
+                "code": "OK", "http_status": 200, "prompt_tokens": answer["usage"]["prompt_tokens"],
+                "generated_tokens": 9, "finish_reason": "length", "config_version": 1}
+    check(all(line.get(k) == v for k, v in expected.items()) and line.get("peer", "").startswith("127.0.0.1:")
+          and 0 <= line.get("queue_seconds", -1) <= line.get("ttft_seconds", -1) <= line.get("duration_seconds", -1),
+          f"--log-json: the finished request's line has its fields ({line})")
+
     # The embedded default model has no chat template: a clear 400.
     d = Staved([])
     servers.append(d)
@@ -422,6 +484,44 @@ try:
     start = time.monotonic()
     status, body = slow.request("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 5, "temperature": 0})
     check(status == 200 and time.monotonic() - start < 10, "the next request is served promptly")
+
+    # A client that leaves before a whole (non-streamed) answer: nothing is written until the end,
+    # so staved watches the socket; the sequence leaves the engine and the slot is free again.
+    cancelled_before = slow.metric('stave_requests_total{code="CANCELLED",method="/v1/completions",transport="http"}')
+    gen_cancelled_before = slow.metric('stave_generations_total{finish_reason="cancelled",transport="http"}')
+    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 1000, "temperature": 0,
+                       "stave": {"mode": "buckets", "bases": [10000] * 16}}).encode()
+    tokens_base = slow.metric("stave_generated_tokens_total")
+    sock = socket.create_connection(("127.0.0.1", slow.http_port), timeout=30)
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    waited = time.monotonic()
+    while ((slow.metric("stave_generated_tokens_total") < tokens_base + 3 or slow.metric("stave_active_sequences") != 1)
+           and time.monotonic() - waited < 30):
+        time.sleep(0.02)
+    active_before = slow.metric("stave_active_sequences")
+    sock.close()
+    left = time.monotonic()
+    while slow.metric("stave_active_sequences") != 0 and time.monotonic() - left < 10:
+        time.sleep(0.05)
+    took = time.monotonic() - left
+    tokens_stopped = slow.metric("stave_generated_tokens_total")
+    time.sleep(0.5)
+    check(active_before == 1 and slow.metric("stave_active_sequences") == 0 and took < 5,
+          f"client gone before a whole answer: active sequences {active_before:.0f} -> 0 in {took:.2f} s")
+    check(tokens_stopped - tokens_base < 200 and slow.metric("stave_generated_tokens_total") == tokens_stopped,
+          f"... and no more tokens are generated ({tokens_stopped - tokens_base:.0f} of 1000 asked for)")
+    left = time.monotonic()
+    while (slow.metric('stave_requests_total{code="CANCELLED",method="/v1/completions",transport="http"}')
+           != cancelled_before + 1 and time.monotonic() - left < 5):
+        time.sleep(0.05)
+    check(slow.metric('stave_requests_total{code="CANCELLED",method="/v1/completions",transport="http"}')
+          == cancelled_before + 1
+          and slow.metric('stave_generations_total{finish_reason="cancelled",transport="http"}')
+          == gen_cancelled_before + 1, "... counted as a cancelled HTTP request and a cancelled generation")
+    start = time.monotonic()
+    status, body = slow.request("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 5, "temperature": 0})
+    check(status == 200 and time.monotonic() - start < 10, "... and its HTTP slot is free for the next request")
 
     # Draining: SIGTERM turns /health to 503 while a stream runs, and staved exits 0.
     conn = http.client.HTTPConnection("127.0.0.1", slow.http_port, timeout=120)

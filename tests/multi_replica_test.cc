@@ -30,7 +30,9 @@ uint64_t Version(const Staved& server) {
   return config.version();
 }
 
-double Ok(const Staved& server) { return server.Metric("stave_requests_total{code=\"OK\",method=\"Generate\"}"); }
+double Ok(const Staved& server) {
+  return server.Metric("stave_requests_total{code=\"OK\",method=\"Generate\",transport=\"grpc\"}");
+}
 
 class MultiReplicaTest : public ::testing::Test {
  protected:

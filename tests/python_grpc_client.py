@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A client that is not ours: Debian's python3-grpcio talks to staved with messages built at run
 time from the .proto's descriptor set (no generated Python code). Starts staved on a loopback
-ephemeral port, streams a greedy generation and reads the config.
+ephemeral port, streams a greedy generation and reads the config (its x-request-id echoed).
 
 usage: python_grpc_client.py STAVED DESCRIPTOR_SET SHARED_DIR   ($STAVE_SHARED_DIR wins; exit 77 = skipped)
 """
@@ -49,9 +49,11 @@ try:
         get_config = channel.unary_unary("/stave.v1.Config/GetConfig",
                                          request_serializer=GetConfigRequest.SerializeToString,
                                          response_deserializer=PositionConfig.FromString)
-        config = get_config(GetConfigRequest(), timeout=10)
+        config, call = get_config.with_call(GetConfigRequest(), timeout=10, metadata=[("x-request-id", "py-client-1")])
         assert config.version == 1, config
-        print(f"python grpcio: GetConfig -> version {config.version}")
+        request_id = dict(call.initial_metadata()).get("x-request-id")
+        assert request_id == "py-client-1", f"x-request-id not echoed in the initial metadata: {request_id!r}"
+        print(f"python grpcio: GetConfig -> version {config.version}, x-request-id {request_id}")
 finally:
     server.terminate()
     server.wait(timeout=30)

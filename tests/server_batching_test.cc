@@ -41,9 +41,9 @@ TEST(ServerBatching, ConcurrentStreamsShareStepsKeepTheirTokensAndFreeTheirBlock
   // Batched: on average more than one row per engine step.
   const double rows = server.Metric("stave_batch_rows_sum"), steps = server.Metric("stave_batch_rows_count");
   EXPECT_GT(rows / steps, 1.5) << rows << " rows in " << steps << " steps";
-  EXPECT_GT(server.Metric("stave_kv_blocks_total"), 0);
-  EXPECT_TRUE(Staved::Eventually([&] { return server.Metric("stave_kv_blocks_used") == 0; }))
-      << server.Metric("stave_kv_blocks_used") << " blocks still held";
+  EXPECT_GT(server.Metric("stave_kv_cache_capacity_blocks"), 0);
+  EXPECT_TRUE(Staved::Eventually([&] { return server.Metric("stave_kv_cache_used_blocks") == 0; }))
+      << server.Metric("stave_kv_cache_used_blocks") << " blocks still held";
   EXPECT_EQ(server.Metric("stave_active_sequences"), 0);
 }
 

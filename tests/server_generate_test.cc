@@ -62,7 +62,7 @@ TEST_F(ServerTest, SixteenConcurrentStreamsComplete) {
     EXPECT_EQ(r.tokens, results[0].tokens);  // greedy: every stream the same
     EXPECT_FALSE(r.finish_reason.empty());
   }
-  EXPECT_EQ(server_->Metric("stave_requests_total{code=\"OK\",method=\"Generate\"}"), 16);
+  EXPECT_EQ(server_->Metric("stave_requests_total{code=\"OK\",method=\"Generate\",transport=\"grpc\"}"), 16);
 }
 
 TEST_F(ServerTest, ARequestsOwnPositionConfigEqualsInProcessGeneration) {
@@ -138,7 +138,7 @@ TEST_F(ServerTest, InvalidRequestsNameTheField) {
   r.mutable_position()->add_expert_bases(20000);
   r.mutable_position()->set_router_path("/nonexistent/router.safetensors");
   expect_invalid(r, "router_path");
-  EXPECT_EQ(server_->Metric("stave_requests_total{code=\"INVALID_ARGUMENT\",method=\"Generate\"}"), 10);
+  EXPECT_EQ(server_->Metric("stave_requests_total{code=\"INVALID_ARGUMENT\",method=\"Generate\",transport=\"grpc\"}"), 10);
 }
 
 TEST_F(ServerTest, ScoreEqualsInProcessScoring) {

@@ -33,7 +33,7 @@ TEST_F(LifecycleTest, CancellationReturnsActiveSequencesToZero) {
   EXPECT_TRUE(Staved::Eventually([&] { return server.Metric("stave_active_sequences") == 0; }))
       << "the cancelled sequence is still running";
   EXPECT_TRUE(Staved::Eventually(
-      [&] { return server.Metric("stave_requests_total{code=\"CANCELLED\",method=\"Generate\"}") == 1; }));
+      [&] { return server.Metric("stave_requests_total{code=\"CANCELLED\",method=\"Generate\",transport=\"grpc\"}") == 1; }));
   // A deadline is a cancellation too.
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));

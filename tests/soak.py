@@ -197,7 +197,7 @@ for t in threads:
 time.sleep(1)
 idle = scrape()
 for _ in range(100):  # every sequence ends: nothing stuck
-    if metric(idle, "stave_active_sequences") == 0 and metric(idle, "stave_kv_blocks_used") == 0:
+    if metric(idle, "stave_active_sequences") == 0 and metric(idle, "stave_kv_cache_used_blocks") == 0:
         break
     time.sleep(0.1)
     idle = scrape()
@@ -209,7 +209,7 @@ summary = {
     "unexpected": unexpected[:20], "unexpected_count": len(unexpected),
     "rss_mb_after_warmup": round(warm[0] / 1024, 1) if warm else None, "rss_mb_end": round(rss[-1][1] / 1024, 1),
     "rss_growth_after_warmup": round(growth, 4),
-    "active_sequences_at_end": metric(idle, "stave_active_sequences"), "kv_blocks_used_at_end": metric(idle, "stave_kv_blocks_used"),
+    "active_sequences_at_end": metric(idle, "stave_active_sequences"), "kv_blocks_used_at_end": metric(idle, "stave_kv_cache_used_blocks"),
     "queue_depth_at_end": metric(idle, "stave_queue_depth"),
     "generate_calls_client_saw_end": client_generate_done[0], "generate_calls_server_counted": server_generate,
     "deadline_calls": deadline_calls[0], "preemptions": metric(idle, "stave_preemptions_total"),

@@ -28,7 +28,9 @@ class Staved {
  public:
   // stories260K unless `extra` names another --model; with `default_model`, no --model at all
   // (and no STAVE_MODEL): staved serves the embedded default model.
-  explicit Staved(std::vector<std::string> extra = {}, bool default_model = false) {
+  // With `stderr_path`, its log (stderr) goes to that file.
+  explicit Staved(std::vector<std::string> extra = {}, bool default_model = false,
+                  const std::string& stderr_path = "") {
     const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "staved";
     int out[2];
     if (pipe(out) != 0) return;
@@ -36,6 +38,10 @@ class Staved {
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
+      if (!stderr_path.empty()) {
+        FILE* log = std::fopen(stderr_path.c_str(), "w");
+        if (log != nullptr) dup2(fileno(log), STDERR_FILENO);
+      }
       std::vector<std::string> args = {exe.string(), "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"};
       if (default_model) {
         unsetenv("STAVE_MODEL");
