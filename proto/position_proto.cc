@@ -8,38 +8,38 @@ namespace stave {
 
 stave::v1::PositionMode ToProto(PositionMode mode) {
   switch (mode) {
-    case PositionMode::kVanilla: return stave::v1::VANILLA;
-    case PositionMode::kBuckets: return stave::v1::BUCKETS;
-    case PositionMode::kMoice: return stave::v1::MOICE;
+    case PositionMode::kVanilla: return stave::v1::POSITION_MODE_VANILLA;
+    case PositionMode::kBuckets: return stave::v1::POSITION_MODE_BUCKETS;
+    case PositionMode::kMoice: return stave::v1::POSITION_MODE_MOICE;
   }
   return stave::v1::POSITION_MODE_UNSPECIFIED;
 }
 
 stave::v1::Fusion ToProto(Fusion fusion) {
-  return fusion == Fusion::kProbs ? stave::v1::PROBS : stave::v1::LOGITS;
+  return fusion == Fusion::kProbs ? stave::v1::FUSION_PROBS : stave::v1::FUSION_LOGITS;
 }
 
 absl::StatusOr<PositionMode> FromProto(stave::v1::PositionMode mode) {
   switch (mode) {
     case stave::v1::POSITION_MODE_UNSPECIFIED:
-    case stave::v1::VANILLA: return PositionMode::kVanilla;
-    case stave::v1::BUCKETS: return PositionMode::kBuckets;
-    case stave::v1::MOICE: return PositionMode::kMoice;
+    case stave::v1::POSITION_MODE_VANILLA: return PositionMode::kVanilla;
+    case stave::v1::POSITION_MODE_BUCKETS: return PositionMode::kBuckets;
+    case stave::v1::POSITION_MODE_MOICE: return PositionMode::kMoice;
     default: break;
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "mode: unknown position mode ", static_cast<int>(mode), " (known: VANILLA, BUCKETS, MOICE)"));
+      "mode: unknown position mode ", static_cast<int>(mode), " (known: POSITION_MODE_VANILLA, POSITION_MODE_BUCKETS, POSITION_MODE_MOICE)"));
 }
 
 absl::StatusOr<Fusion> FromProto(stave::v1::Fusion fusion) {
   switch (fusion) {
     case stave::v1::FUSION_UNSPECIFIED:
-    case stave::v1::LOGITS: return Fusion::kLogits;
-    case stave::v1::PROBS: return Fusion::kProbs;
+    case stave::v1::FUSION_LOGITS: return Fusion::kLogits;
+    case stave::v1::FUSION_PROBS: return Fusion::kProbs;
     default: break;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("fusion: unknown fusion ", static_cast<int>(fusion), " (known: LOGITS, PROBS)"));
+      absl::StrCat("fusion: unknown fusion ", static_cast<int>(fusion), " (known: FUSION_LOGITS, FUSION_PROBS)"));
 }
 
 stave::v1::PositionConfig ToProto(const PositionConfig& c) {

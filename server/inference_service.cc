@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/score.h"
 #include "core/utf8.h"
+#include "proto/finish_reason_proto.h"
 #include "proto/position_proto.h"
 #include "server/request_id.h"
 
@@ -163,6 +164,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<stave::v1::GenerateRespo
       msg.set_text(step.text);
       if (step.finished) {
         msg.set_finish_reason(step.finish_reason);
+        msg.set_finish(FinishReasonToProto(step.finish_reason));
         msg.mutable_usage()->set_prompt_tokens(*record.prompt_tokens);
         msg.mutable_usage()->set_completion_tokens(record.generated_tokens);
         msg.set_config_version(*record.config_version);

@@ -59,9 +59,9 @@ absl::Status ReadPosition(const json& stave, stave::v1::PositionConfig* position
     if (key == "mode") {
       if (!value.is_string()) return Expected(field, "\"vanilla\", \"buckets\" or \"moice\"");
       const std::string mode = absl::AsciiStrToLower(value.get<std::string>());
-      if (mode == "vanilla") position->set_mode(stave::v1::VANILLA);
-      else if (mode == "buckets") position->set_mode(stave::v1::BUCKETS);
-      else if (mode == "moice") position->set_mode(stave::v1::MOICE);
+      if (mode == "vanilla") position->set_mode(stave::v1::POSITION_MODE_VANILLA);
+      else if (mode == "buckets") position->set_mode(stave::v1::POSITION_MODE_BUCKETS);
+      else if (mode == "moice") position->set_mode(stave::v1::POSITION_MODE_MOICE);
       else return Expected(field, "\"vanilla\", \"buckets\" or \"moice\"");
     } else if (key == "bases" || key == "expert_bases") {
       auto bases = Numbers(value, field);
@@ -70,8 +70,8 @@ absl::Status ReadPosition(const json& stave, stave::v1::PositionConfig* position
     } else if (key == "fusion") {
       if (!value.is_string()) return Expected(field, "\"logits\" or \"probs\"");
       const std::string fusion = absl::AsciiStrToLower(value.get<std::string>());
-      if (fusion == "logits") position->set_fusion(stave::v1::LOGITS);
-      else if (fusion == "probs") position->set_fusion(stave::v1::PROBS);
+      if (fusion == "logits") position->set_fusion(stave::v1::FUSION_LOGITS);
+      else if (fusion == "probs") position->set_fusion(stave::v1::FUSION_PROBS);
       else return Expected(field, "\"logits\" or \"probs\"");
     } else if (key == "top_k") {
       auto k = Integer(value, field);

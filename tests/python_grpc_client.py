@@ -40,12 +40,18 @@ try:
             pieces.append(msg.text)
             tokens += msg.HasField("token_id")
             if msg.finish_reason:
-                finish, version = msg.finish_reason, msg.config_version
+                finish, version, finish_enum = msg.finish_reason, msg.config_version, msg.finish
         text = "".join(pieces)
         print(f"python grpcio: {tokens} tokens, finish {finish}, config version {version}: {prompt}{text}")
         # The reference runner's greedy text starts with the prompt and continues with ours.
         assert reference["text"].startswith(prompt + text), f"not the reference's greedy text: {reference['text']!r}"
         assert tokens > 0 and finish in ("length", "eos"), (tokens, finish)
+        # The enum says the same as the string (proto/README.md, "Compatibility").
+        reasons = GenerateResponse.DESCRIPTOR.fields_by_name["finish"].enum_type.values_by_number
+        assert reasons[finish_enum].name == "FINISH_REASON_" + finish.upper(), (finish_enum, finish)
+        # The first release's unprefixed enum names still parse, as the same numbers.
+        modes = PositionConfig.DESCRIPTOR.fields_by_name["mode"].enum_type.values_by_name
+        assert all(modes[old].number == modes["POSITION_MODE_" + old].number for old in ("VANILLA", "BUCKETS", "MOICE"))
         get_config = channel.unary_unary("/stave.v1.Config/GetConfig",
                                          request_serializer=GetConfigRequest.SerializeToString,
                                          response_deserializer=PositionConfig.FromString)

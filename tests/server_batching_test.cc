@@ -51,7 +51,7 @@ TEST(ServerBatching, ARequestThatCanNeverFitIsRefusedNamingNeedAndPool) {
   Staved server({"--model=" + testing::SlowModelDir(), "--tokenizer=", "--kv-cache-mb=2"});
   ASSERT_FALSE(server.address().empty());
   auto request = Request("Once upon a time", 900);
-  request.mutable_position()->set_mode(stave::v1::BUCKETS);
+  request.mutable_position()->set_mode(stave::v1::POSITION_MODE_BUCKETS);
   for (int i = 0; i < 8; ++i) request.mutable_position()->add_bases(10000 + 1000 * i);
   auto out = Stream(*server.Stub(), request);
   EXPECT_EQ(out.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);

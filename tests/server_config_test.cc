@@ -30,7 +30,7 @@ grpc::Status Update(const Staved& server, const stave::v1::UpdateConfigRequest& 
 
 stave::v1::UpdateConfigRequest Buckets(std::vector<double> bases) {
   stave::v1::UpdateConfigRequest request;
-  request.set_mode(stave::v1::BUCKETS);
+  request.set_mode(stave::v1::POSITION_MODE_BUCKETS);
   for (double b : bases) request.add_bases(b);
   return request;
 }
@@ -54,7 +54,7 @@ TEST_F(ConfigServerTest, AnUpdateDuringAStreamLeavesItOnItsVersion) {
   auto during = Stream(*stub, Request("Once upon a time", 200), [&](const stave::v1::GenerateResponse&) {
     if (updated_while_running) return;
     stave::v1::UpdateConfigRequest vanilla;
-    vanilla.set_mode(stave::v1::VANILLA);
+    vanilla.set_mode(stave::v1::POSITION_MODE_VANILLA);
     ASSERT_TRUE(Update(server, vanilla).ok());
     updated_while_running = server.Metric("stave_active_sequences") == 1;
     ASSERT_TRUE(updated_while_running) << "the stream ended before the update; the test proves nothing";
@@ -86,7 +86,7 @@ TEST_F(ConfigServerTest, InvalidUpdatesChangeNothing) {
   expect(Buckets({10000, std::nan("")}), grpc::StatusCode::INVALID_ARGUMENT, "bases");
   expect(Buckets(std::vector<double>(17, 20000)), grpc::StatusCode::INVALID_ARGUMENT, "bases");
   stave::v1::UpdateConfigRequest moice;
-  moice.set_mode(stave::v1::MOICE);
+  moice.set_mode(stave::v1::POSITION_MODE_MOICE);
   moice.add_expert_bases(10000);
   moice.add_expert_bases(20000);
   moice.set_router_path("/nonexistent/router.safetensors");
@@ -104,7 +104,7 @@ TEST_F(ConfigServerTest, InvalidUpdatesChangeNothing) {
 TEST_F(ConfigServerTest, BucketCountAloneRunsTheBaseSearch) {
   Staved server;
   stave::v1::UpdateConfigRequest request;
-  request.set_mode(stave::v1::BUCKETS);
+  request.set_mode(stave::v1::POSITION_MODE_BUCKETS);
   request.set_bucket_count(4);
   stave::v1::PositionConfig applied;
   ASSERT_TRUE(Update(server, request, &applied).ok());
@@ -145,14 +145,14 @@ TEST_F(ConfigServerTest, TheConfigFileIsReloadedAndABadOneIsRejected) {
   Staved server({"--config=" + file, "--config-poll-ms=50"});
   ASSERT_FALSE(server.address().empty());
   auto config = GetConfig(server);
-  EXPECT_EQ(config.mode(), stave::v1::BUCKETS);
+  EXPECT_EQ(config.mode(), stave::v1::POSITION_MODE_BUCKETS);
   EXPECT_EQ(config.bases_size(), 2);
   EXPECT_EQ(config.config_file(), file);
   EXPECT_EQ(config.config_file_error(), "");
   const uint64_t first = config.version();
 
   write("mode: moice\nexpert_bases: [10000, 20000]\ntop_k: 1\n");  // YAML this time
-  ASSERT_TRUE(Staved::Eventually([&] { return GetConfig(server).mode() == stave::v1::MOICE; }));
+  ASSERT_TRUE(Staved::Eventually([&] { return GetConfig(server).mode() == stave::v1::POSITION_MODE_MOICE; }));
   EXPECT_EQ(GetConfig(server).version(), first + 1);
   EXPECT_EQ(Stream(*server.Stub(), Request("Once upon a time", 5)).config_version, first + 1);
 
@@ -161,13 +161,13 @@ TEST_F(ConfigServerTest, TheConfigFileIsReloadedAndABadOneIsRejected) {
   config = GetConfig(server);
   EXPECT_THAT(config.config_file_error(), ::testing::HasSubstr("mode"));
   EXPECT_EQ(config.version(), first + 1);  // the old config stays in force
-  EXPECT_EQ(config.mode(), stave::v1::MOICE);
+  EXPECT_EQ(config.mode(), stave::v1::POSITION_MODE_MOICE);
   EXPECT_EQ(server.Metric("stave_config_file_errors_total"), 1);
   EXPECT_EQ(server.Metric("stave_config_file_ok"), 0);
 
   write("mode: vanilla\n");
   ASSERT_TRUE(Staved::Eventually([&] { return GetConfig(server).config_file_error().empty(); }));
-  EXPECT_EQ(GetConfig(server).mode(), stave::v1::VANILLA);
+  EXPECT_EQ(GetConfig(server).mode(), stave::v1::POSITION_MODE_VANILLA);
   EXPECT_EQ(server.Metric("stave_config_file_ok"), 1);
 }
 

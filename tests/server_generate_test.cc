@@ -69,7 +69,7 @@ TEST_F(ServerTest, ARequestsOwnPositionConfigEqualsInProcessGeneration) {
   auto model = testing::LoadStories260K();
   ASSERT_NE(model, nullptr);
   auto request = Request("Once upon a time", 40);
-  request.mutable_position()->set_mode(stave::v1::BUCKETS);
+  request.mutable_position()->set_mode(stave::v1::POSITION_MODE_BUCKETS);
   request.mutable_position()->add_bases(10000);
   request.mutable_position()->add_bases(25000);
   auto stub = server_->Stub();
@@ -85,7 +85,7 @@ TEST_F(ServerTest, ARequestsOwnPositionConfigEqualsInProcessGeneration) {
   EXPECT_EQ(remote.config_version, 0u);  // its own config, not a server version
   // MoICE with untrained routers, K = 1.
   request.mutable_position()->Clear();
-  request.mutable_position()->set_mode(stave::v1::MOICE);
+  request.mutable_position()->set_mode(stave::v1::POSITION_MODE_MOICE);
   request.mutable_position()->add_expert_bases(10000);
   request.mutable_position()->add_expert_bases(20000);
   request.mutable_position()->set_top_k(1);
@@ -122,7 +122,7 @@ TEST_F(ServerTest, InvalidRequestsNameTheField) {
   expect_invalid(r, "top_p");
   auto buckets = [&](std::vector<double> bases) {
     auto request = ok;
-    request.mutable_position()->set_mode(stave::v1::BUCKETS);
+    request.mutable_position()->set_mode(stave::v1::POSITION_MODE_BUCKETS);
     for (double b : bases) request.mutable_position()->add_bases(b);
     return request;
   };
@@ -133,7 +133,7 @@ TEST_F(ServerTest, InvalidRequestsNameTheField) {
   r.mutable_position()->set_mode(static_cast<stave::v1::PositionMode>(9));
   expect_invalid(r, "mode");
   r = ok;
-  r.mutable_position()->set_mode(stave::v1::MOICE);
+  r.mutable_position()->set_mode(stave::v1::POSITION_MODE_MOICE);
   r.mutable_position()->add_expert_bases(10000);
   r.mutable_position()->add_expert_bases(20000);
   r.mutable_position()->set_router_path("/nonexistent/router.safetensors");
@@ -203,7 +203,7 @@ TEST(DefaultModelServer, ServesTheEmbeddedModelAndAnswersRetrievalPrompts) {
     request.set_temperature(0);
     request.add_stop("\"");
     if (i % 2 == 1) {
-      request.mutable_position()->set_mode(stave::v1::BUCKETS);
+      request.mutable_position()->set_mode(stave::v1::POSITION_MODE_BUCKETS);
       for (double b : {10000.0, 13000.0, 16000.0, 19000.0}) request.mutable_position()->add_bases(b);
     }
     auto out = Stream(*stub, request);
@@ -214,7 +214,7 @@ TEST(DefaultModelServer, ServesTheEmbeddedModelAndAnswersRetrievalPrompts) {
 
   // The shipped router comes with it: the mode alone switches to MoICE with its experts.
   stave::v1::UpdateConfigRequest moice;
-  moice.set_mode(stave::v1::MOICE);
+  moice.set_mode(stave::v1::POSITION_MODE_MOICE);
   stave::v1::PositionConfig config;
   grpc::ClientContext context;
   ASSERT_TRUE(server.ConfigStub()->UpdateConfig(&context, moice, &config).ok());

@@ -35,7 +35,7 @@ std::vector<std::string> StoriesArgs() {
 
 stave::v1::PositionConfig MoiceNaming(const std::string& router_path, const std::string& router) {
   stave::v1::PositionConfig p;
-  p.set_mode(stave::v1::MOICE);
+  p.set_mode(stave::v1::POSITION_MODE_MOICE);
   p.add_expert_bases(10000);
   p.set_router_path(router_path);
   p.set_router(router);
@@ -72,7 +72,7 @@ TEST_F(HardeningTest, ARequestCannotMakeTheServerOpenAFileItNames) {
     expect_refused(stub->Score(&score_context, score, &scored), path.empty() ? "router" : "router_path");
 
     stave::v1::UpdateConfigRequest update;
-    update.set_mode(stave::v1::MOICE);
+    update.set_mode(stave::v1::POSITION_MODE_MOICE);
     update.add_expert_bases(10000);
     if (!path.empty()) update.set_router_path(path);
     else update.set_router(name);
@@ -271,7 +271,7 @@ TEST_F(HardeningTest, AConfigFileThatIsNotARegularFileIsReportedNotApplied) {
     return config;
   };
   const uint64_t version = get().version();
-  ASSERT_EQ(get().mode(), stave::v1::BUCKETS);
+  ASSERT_EQ(get().mode(), stave::v1::POSITION_MODE_BUCKETS);
   auto replace = [&](const std::function<void()>& make, const std::string& what) {
     std::filesystem::remove_all(file);
     make();
@@ -279,7 +279,7 @@ TEST_F(HardeningTest, AConfigFileThatIsNotARegularFileIsReportedNotApplied) {
         << what << ": " << get().config_file_error();
     const auto now = get();
     EXPECT_EQ(now.version(), version) << what;  // a directory read as empty reset it to vanilla
-    EXPECT_EQ(now.mode(), stave::v1::BUCKETS) << what;
+    EXPECT_EQ(now.mode(), stave::v1::POSITION_MODE_BUCKETS) << what;
     EXPECT_EQ(server.Metric("stave_config_file_ok"), 0) << what;
   };
   replace([&] { std::filesystem::create_directory(file); }, "a directory");
@@ -364,7 +364,7 @@ TEST_F(HardeningTest, TheBearerSchemeIsCaseInsensitive) {
   ASSERT_FALSE(server.address().empty());
   for (const std::string scheme : {"Bearer", "bearer", "BEARER"}) {
     stave::v1::UpdateConfigRequest update;
-    update.set_mode(stave::v1::VANILLA);
+    update.set_mode(stave::v1::POSITION_MODE_VANILLA);
     stave::v1::PositionConfig applied;
     grpc::ClientContext context;
     context.AddMetadata("authorization", scheme + " let-me-in");

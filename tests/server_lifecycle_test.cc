@@ -76,13 +76,16 @@ TEST_F(LifecycleTest, SigtermLetsRunningStreamsFinishAndExitsZero) {
   EXPECT_TRUE(Staved::Eventually([&] { return !Stream(*server.Stub(), Request("Hello", 5)).status.ok(); }));
   int tokens = stream.first.has_token_id() ? 1 : 0;
   std::string finish;
+  stave::v1::FinishReason finish_enum = stave::v1::FINISH_REASON_UNSPECIFIED;
   stave::v1::GenerateResponse msg;
   while (stream.reader->Read(&msg)) {
     tokens += msg.has_token_id() ? 1 : 0;
     if (!msg.finish_reason().empty()) finish = msg.finish_reason();
+    if (msg.finish() != stave::v1::FINISH_REASON_UNSPECIFIED) finish_enum = msg.finish();
   }
   EXPECT_TRUE(stream.reader->Finish().ok());
   EXPECT_EQ(finish, "length");
+  EXPECT_EQ(finish_enum, stave::v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(tokens, 300);
   const int status = server.Wait();
   EXPECT_TRUE(WIFEXITED(status));

@@ -184,7 +184,7 @@ inline std::string SlowModelDir() {
 // A request slow enough to still be running while a test acts: 16 buckets of one base.
 inline stave::v1::GenerateRequest SlowRequest(int max_tokens = 450) {
   auto request = Request("Once upon a time", max_tokens);
-  request.mutable_position()->set_mode(stave::v1::BUCKETS);
+  request.mutable_position()->set_mode(stave::v1::POSITION_MODE_BUCKETS);
   for (int i = 0; i < 16; ++i) request.mutable_position()->add_bases(10000);
   return request;
 }

@@ -26,8 +26,8 @@ __version__ = "0.1.0"
 
 DEFAULT_TIMEOUT = 60.0  # seconds per call; a Generate stream's deadline covers the whole stream
 
-_MODES = {"vanilla": stave_pb2.VANILLA, "buckets": stave_pb2.BUCKETS, "moice": stave_pb2.MOICE}
-_FUSIONS = {"logits": stave_pb2.LOGITS, "probs": stave_pb2.PROBS}
+_MODES = {"vanilla": stave_pb2.POSITION_MODE_VANILLA, "buckets": stave_pb2.POSITION_MODE_BUCKETS, "moice": stave_pb2.POSITION_MODE_MOICE}
+_FUSIONS = {"logits": stave_pb2.FUSION_LOGITS, "probs": stave_pb2.FUSION_PROBS}
 _UNSET = object()  # "use the client's timeout", distinct from None (no deadline)
 
 
