@@ -8,7 +8,7 @@
 #include "client/progress.h"
 #include "core/model.h"
 #include "core/position_config.h"
-#include "core/router_training.h"
+#include "lab/router_training.h"
 
 namespace stave::cli {
 namespace {

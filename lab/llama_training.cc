@@ -1,4 +1,4 @@
-#include "core/llama_training.h"
+#include "lab/llama_training.h"
 
 #include <torch/torch.h>
 
@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/hf_checkpoint.h"
-#include "core/kv_retrieval.h"
 #include "core/rope.h"
 #include "core/text_file.h"
+#include "lab/kv_retrieval.h"
 #include "nlohmann/json.hpp"
 
 namespace stave {
