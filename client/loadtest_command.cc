@@ -28,7 +28,7 @@
 #include "client/latency_stats.h"
 #include "client/position_flags.h"
 #include "client/remote_generate.h"
-#include "core/kv_retrieval.h"
+#include "lab/kv_retrieval.h"
 #include "nlohmann/json.hpp"
 
 namespace stave::cli {

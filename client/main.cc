@@ -33,6 +33,10 @@ int main(int argc, char** argv) {
   stave::cli::AddConfigCommand(app);
   stave::cli::AddLoadtestCommand(app);
   stave::cli::AddTokenizeCommand(app);
+  // The commands whose work is lab/ (making and studying models; staved has none of it) are
+  // listed apart in --help; their names are unchanged.
+  for (const char* lab : {"waveform", "train", "eval", "train-router"})
+    app.get_subcommand(lab)->group("Lab subcommands (training, evaluation, figures: lab/)");
   CLI11_PARSE(app, argc, argv);
   const absl::Status& status = stave::cli::CommandStatus();
   if (!status.ok()) {

@@ -47,11 +47,12 @@ absl::StatusOr<PositionConfig> PositionFlags::ToConfig() const {
     auto b = ParseBaseList(expert_bases, "--expert-bases");
     if (!b.ok()) return b.status();
     config.expert_bases = *b;
-    config.top_k = moice_top_k == 0 ? static_cast<int>(config.expert_bases.size()) : moice_top_k;
+    config.top_k = moice_top_k;  // 0: core's default (WithPositionDefaults)
     config.router_path = router;
   } else if (!expert_bases.empty() || !router.empty() || moice_top_k != 0) {
     return absl::InvalidArgumentError("--expert-bases, --moice-top-k and --router apply to --mode moice only");
   }
+  config = WithPositionDefaults(std::move(config));
   auto status = ValidatePositionConfig(config);
   if (!status.ok()) return status;
   return config;

@@ -18,10 +18,10 @@
 #include "client/progress.h"
 #include "core/compute_threads.h"
 #include "core/hf_checkpoint.h"
-#include "core/kv_retrieval.h"
-#include "core/llama_training.h"
+#include "lab/kv_retrieval.h"
+#include "lab/llama_training.h"
 #include "core/model.h"
-#include "core/sentencepiece_shim.h"
+#include "lab/sentencepiece_training.h"
 #include "core/tokenizer.h"
 #include "nlohmann/json.hpp"
 

@@ -9,7 +9,7 @@
 #include "core/compute_threads.h"
 #include "core/model.h"
 #include "core/position_config.h"
-#include "core/router_training.h"
+#include "lab/router_training.h"
 
 namespace stave::cli {
 namespace {

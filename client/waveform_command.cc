@@ -2,8 +2,9 @@
 #include <cstdio>
 
 #include "client/commands.h"
-#include "client/waveform_plot.h"
+#include "client/flags.h"
 #include "core/position_config.h"
+#include "lab/waveform_plot.h"
 
 namespace stave::cli {
 
@@ -20,7 +21,13 @@ void AddWaveformCommand(CLI::App& app) {
   cmd->add_option("--out", o->out, "output file: .png, .svg or .csv")->required();
   cmd->callback([o] {
     auto bases = ParseBaseList(o->bases, "--bases");
-    CommandStatus() = bases.ok() ? WriteWaveform(o->out, o->head_dim, *bases, o->max_distance) : bases.status();
+    if (!bases.ok()) {
+      CommandStatus() = bases.status();
+      return;
+    }
+    CommandStatus() = CheckWaveformArgs(o->out, o->head_dim, *bases, o->max_distance);
+    if (CommandStatus().ok()) CommandStatus() = CheckWritable(o->out, "--out");
+    if (CommandStatus().ok()) CommandStatus() = WriteWaveform(o->out, o->head_dim, *bases, o->max_distance);
     if (CommandStatus().ok()) std::fprintf(stderr, "wrote %s\n", o->out.c_str());
   });
 }

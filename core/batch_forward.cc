@@ -11,6 +11,7 @@
 
 #include "core/decode_kernels.h"
 #include "core/linear.h"
+#include "core/moice_mixing.h"
 #include "core/small_batch_matmul.h"
 #include "core/transformer.h"
 
@@ -184,21 +185,13 @@ void Transformer::BatchAttention(const BatchEntry& e, int64_t row0, int l, at::T
                             router.w3.data_ptr<float>(), n, moice.top_k, nh, nkv, hd, end);
     return;
   }
-  // Prompt chunks: per expert base, attention with q and the gathered keys of that base, weighted
-  // by the router, which reads each head's query rotated with the first expert base.
+  // Prompt chunks (and other devices): the LibTorch mixing shared with the reference forward,
+  // over keys gathered from the pool.
   auto q = qkv.narrow(0, row0, T).narrow(1, 0, nh * hd).view({1, T, nh, hd});
-  auto rows_of = [&](const at::Tensor& table, int64_t i) { return table[i].narrow(0, start, T).unsqueeze(1); };
   auto values = Gather(pool, l, e.kv->v[0], end);
-  auto q_first = ApplyRope(q, rows_of(rope.cos, 0), rows_of(rope.sin_signed, 0));
-  auto weights = RouteWeights(router, q_first, moice.top_k);  // [1, T, heads, n]
-  auto out = at::zeros({T, nh * hd}, qkv.options());
-  for (int64_t i = 0; i < n; ++i) {
-    auto w_i = weights.select(-1, i)[0];  // [T, heads]
-    if (moice.top_k < n && !w_i.gt(0).any().item<bool>()) continue;  // unselected: weight 0
-    auto q_i = i == 0 ? q_first : ApplyRope(q, rows_of(rope.cos, i), rows_of(rope.sin_signed, i));
-    auto a = CausalAttention(q_i, Gather(pool, l, e.kv->k[i], end), values, start).view({T, nh, hd});
-    out.view({T, nh, hd}).addcmul_(a, w_i.unsqueeze(-1));
-  }
+  auto out = MixMoiceExperts(
+      q, rope, start, router, moice.top_k, [&](int64_t i) { return Gather(pool, l, e.kv->k[i], end); },
+      [&](const at::Tensor& q_i, const at::Tensor& keys) { return CausalAttention(q_i, keys, values, start); });
   att.narrow(0, row0, T).copy_(out);
 }
 

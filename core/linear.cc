@@ -31,6 +31,10 @@ bool UsePackedKernel(const at::Tensor& x, const Weight& w) {
 // per-op overhead, so each helper uses as few LibTorch ops as it can.
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  // Out of place while autograd records a trained gain (lab/llama_training): mul_ would overwrite
+  // the product its gradient needs. Same operations in the same order either way.
+  if (at::GradMode::is_enabled() && weight.requires_grad())
+    return x * (x.square().mean(-1, /*keepdim=*/true) + eps).rsqrt() * weight;
   auto inv_rms = x.square().mean(-1, /*keepdim=*/true).add_(eps).rsqrt_();
   return (x * inv_rms).mul_(weight);
 }

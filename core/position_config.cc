@@ -33,6 +33,11 @@ absl::StatusOr<Fusion> ParseFusion(absl::string_view name) {
   return absl::InvalidArgumentError(absl::StrCat("fusion: unknown fusion '", name, "' (known: logits, probs)"));
 }
 
+PositionConfig WithPositionDefaults(PositionConfig config) {
+  if (config.top_k == 0) config.top_k = static_cast<int>(config.expert_bases.size());
+  return config;
+}
+
 namespace {
 absl::Status ValidateBases(const std::vector<double>& bases, absl::string_view field) {
   if (bases.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": at least one base is needed"));

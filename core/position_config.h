@@ -31,6 +31,11 @@ absl::StatusOr<PositionMode> ParsePositionMode(absl::string_view name);
 absl::string_view FusionName(Fusion fusion);
 absl::StatusOr<Fusion> ParseFusion(absl::string_view name);
 
+// `config` with its defaults filled in: MoICE top_k 0 (unset) selects every expert base. The one
+// place this default is decided; the parsers (proto/position_proto.*, client/position_flags.*,
+// staved's UpdateConfig and --config file through ApplyPositionUpdate) leave 0 and call this.
+PositionConfig WithPositionDefaults(PositionConfig config);
+
 // Every base finite and > 1, bucket count within 1..kMaxBuckets; errors name the field.
 absl::Status ValidatePositionConfig(const PositionConfig& config);
 

@@ -50,15 +50,9 @@ class SentencePieceShim {
   virtual float score(int id) const = 0;
 };
 
-// Trains a SentencePiece model with libsentencepiece's trainer. `args` is its command-line form
-// ("--input=... --model_prefix=... --vocab_size=..."). Empty string on success, else the error.
-//
-// The trainer runs in a child process (stave_spm_train, next to the executable): it writes to
-// std::cerr, and inside the deep-bound plugin that is libstdc++'s own, never initialised copy of
-// the stream (the executable holds the live one), which crashes.
-// It runs in `working_dir`, against which relative paths in `args` resolve.
-std::string TrainSentencePiece(const std::vector<std::string>& args, const std::string& working_dir);
-inline constexpr char kSentencePieceTrainerName[] = "stave_spm_train";
+// `name` in the running executable's directory (build/bin, or the image's bin dir): where the
+// plugin and lab/'s trainer program are found.
+std::string NextToExecutable(const std::string& name);
 
 // The plugin's one exported symbol.
 extern "C" typedef SentencePieceShim* (*SentencePieceFactory)(const char* path, std::string* error);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/linear.h"
+#include "core/moice_mixing.h"
 
 namespace stave {
 
@@ -111,25 +112,23 @@ at::Tensor Transformer::MoiceAttention(const LayerWeights& w, const at::Tensor& 
     values = cache.v[layer].narrow(2, 0, end).view({nkv, end, hd});
   }
   auto rows = [&](const at::Tensor& table, int64_t i) { return table[i].narrow(0, start, T).unsqueeze(1); };
-
-  // The router reads each head's query rotated with the first expert base.
-  auto q_first = ApplyRope(q, rows(experts.cos, 0), rows(experts.sin_signed, 0));
-  at::Tensor probs;
-  auto weights = RouteWeights(moice.layers[layer], q_first, moice.top_k, &probs);  // [1, T, nh, n]
-  if (router_probs != nullptr) router_probs->push_back(probs);
-  auto out = at::zeros({T, nh * hd}, h.options());
+  // Every base's rotated keys are cached, selected now or not: later tokens may pick it.
+  std::vector<at::Tensor> recorded_keys;
   for (int64_t i = 0; i < n; ++i) {
-    // Every base's rotated keys are cached, selected now or not: later tokens may pick it.
-    auto cos = rows(experts.cos, i), sin_signed = rows(experts.sin_signed, i);
-    auto rotated = ApplyRope(k, cos, sin_signed)[0].transpose(0, 1);  // [nkv, T, hd]
-    if (!recording) cache.k[layer][i].narrow(1, start, T).copy_(rotated);
-    auto w_i = weights.select(-1, i)[0];  // [T, nh]
-    if (moice.top_k < n && !w_i.gt(0).any().item<bool>()) continue;  // unselected: weight 0
-    auto keys = recording ? rotated.contiguous() : cache.k[layer][i].narrow(1, 0, end).view({nkv, end, hd});
-    auto q_i = i == 0 ? q_first : ApplyRope(q, cos, sin_signed);
-    auto attn = CausalAttention(q_i, keys, values, start).view({T, nh, hd});
-    out.view({T, nh, hd}).addcmul_(attn, w_i.unsqueeze(-1));
+    auto rotated =
+        ApplyRope(k, rows(experts.cos, i), rows(experts.sin_signed, i))[0].transpose(0, 1);  // [nkv, T, hd]
+    if (recording) recorded_keys.push_back(rotated.contiguous());
+    else cache.k[layer][i].narrow(1, start, T).copy_(rotated);
   }
+  at::Tensor probs;
+  auto out = MixMoiceExperts(
+      q, experts, start, moice.layers[layer], moice.top_k,
+      [&](int64_t i) {
+        return recording ? recorded_keys[i] : cache.k[layer][i].narrow(1, 0, end).view({nkv, end, hd});
+      },
+      [&](const at::Tensor& q_i, const at::Tensor& keys) { return CausalAttention(q_i, keys, values, start); },
+      &probs);
+  if (router_probs != nullptr) router_probs->push_back(probs);
   return out;
 }
 

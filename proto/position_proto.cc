@@ -64,12 +64,11 @@ absl::StatusOr<PositionConfig> FromProto(const stave::v1::PositionConfig& p) {
   c.bases.assign(p.bases().begin(), p.bases().end());
   c.expert_bases.assign(p.expert_bases().begin(), p.expert_bases().end());
   // Clamped so that a huge value reads as "too many" in validation, not as a negative int.
-  c.top_k = p.top_k() == 0 ? static_cast<int>(c.expert_bases.size())
-                           : static_cast<int>(std::min<uint32_t>(p.top_k(), 1u << 20));
+  c.top_k = static_cast<int>(std::min<uint32_t>(p.top_k(), 1u << 20));
   if (!p.router_path().empty())
     return absl::InvalidArgumentError(
         "router_path: staved no longer opens files named by clients; name a router with `router` "
         "(GetModelInfo lists them)");
-  return c;
+  return WithPositionDefaults(std::move(c));  // top_k 0: core's default
 }
 }  // namespace stave

@@ -11,9 +11,10 @@ namespace stave {
 // Everything but the router, which answers give by name (the server's RouterDirectory).
 stave::v1::PositionConfig ToProto(const PositionConfig& config);
 
-// POSITION_MODE_UNSPECIFIED reads as vanilla; FUSION_UNSPECIFIED as logits; top_k 0 as all
-// expert bases. Checks only the enums and refuses router_path (ValidatePositionConfig checks the
-// rest). The `router` name is left to the caller: only the server can resolve it to a file.
+// POSITION_MODE_UNSPECIFIED reads as vanilla; FUSION_UNSPECIFIED as logits; top_k 0 is filled in by
+// core's WithPositionDefaults (all expert bases). Checks only the enums and refuses router_path
+// (ValidatePositionConfig checks the rest). The `router` name is left to the caller: only the
+// server can resolve it to a file.
 absl::StatusOr<PositionConfig> FromProto(const stave::v1::PositionConfig& config);
 
 stave::v1::PositionMode ToProto(PositionMode mode);

@@ -16,6 +16,7 @@
 #include "core/model.h"
 #include "core/position_cache.h"
 #include "core/position_config.h"
+#include "core/position_rules.h"
 
 namespace stave::server {
 
@@ -24,25 +25,10 @@ struct ConfigSnapshot {
   PositionConfig position;
 };
 
-// UpdateConfig's request in core types: unset fields keep their value.
-struct ConfigUpdate {
-  std::optional<PositionMode> mode;
-  std::optional<std::vector<double>> bases;
-  int bucket_count = 0;  // > 0 without bases: the base search picks that many bases
-  std::optional<Fusion> fusion;
-  std::optional<std::vector<double>> expert_bases;  // alone: top_k becomes all of them
-  std::optional<int> top_k;
-  std::optional<std::string> router_path;
-  uint64_t expected_version = 0;  // 0 = unconditional
-};
-
-// Base search options for `count` bases on this model (head dim, context and base from it).
-BaseSearchOptions SearchOptionsFor(const Model& model, int count);
-
-// Every field that is set must be valid, not only the active mode's: bases (finite, > 1, at most
-// kMaxBuckets), expert bases and top_k, and the router file (loads and matches the model).
-// Router files and tables come from `cache` when given.
-absl::Status ValidateForModel(const Model& model, const PositionConfig& config, PositionCache* cache = nullptr);
+// UpdateConfig's request and the --config file in core types (core/position_rules.h): unset
+// fields keep their value. The rules (partial updates, defaults, validation against the model,
+// the base search options) are core's: ApplyPositionUpdate, ValidateForModel, SearchOptionsFor.
+using ConfigUpdate = PositionUpdate;
 
 class ConfigStore {
  public:

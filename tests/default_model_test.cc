@@ -6,7 +6,7 @@
 
 #include "core/default_model.h"
 #include "core/generate.h"
-#include "core/kv_retrieval.h"
+#include "lab/kv_retrieval.h"
 #include "tests/sentencepiece_skip.h"
 #include "tests/test_support.h"
 

@@ -4,8 +4,8 @@
 #include <set>
 
 #include "absl/strings/str_split.h"
-#include "core/kv_retrieval.h"
-#include "core/kv_retrieval_eval.h"
+#include "lab/kv_retrieval.h"
+#include "lab/kv_retrieval_eval.h"
 #include "tests/test_support.h"
 
 namespace stave {

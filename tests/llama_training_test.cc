@@ -7,8 +7,8 @@
 #include <set>
 
 #include "core/kv_cache.h"
-#include "core/kv_retrieval.h"
-#include "core/llama_training.h"
+#include "lab/kv_retrieval.h"
+#include "lab/llama_training.h"
 #include "core/rope.h"
 #include "core/transformer.h"
 #include "tests/test_support.h"

@@ -1,5 +1,5 @@
-// The figures' colours and waveform layout (client/plot_style.h).
-#include "client/plot_style.h"
+// The figures' colours and waveform layout (lab/plot_style.h).
+#include "lab/plot_style.h"
 
 #include <gtest/gtest.h>
 

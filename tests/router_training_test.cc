@@ -9,7 +9,7 @@
 #include "core/kv_cache.h"
 #include "core/model.h"
 #include "core/position_cache.h"
-#include "core/router_training.h"
+#include "lab/router_training.h"
 #include "core/transformer.h"
 #include "tests/test_support.h"
 

@@ -4,7 +4,7 @@
 #include <thread>
 
 #include "core/generate.h"
-#include "core/kv_retrieval.h"
+#include "lab/kv_retrieval.h"
 #include "core/score.h"
 #include "tests/sentencepiece_skip.h"
 #include "tests/staved_process.h"

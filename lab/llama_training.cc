@@ -1,4 +1,4 @@
-#include "core/llama_training.h"
+#include "lab/llama_training.h"
 
 #include <torch/torch.h>
 
@@ -10,9 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/hf_checkpoint.h"
-#include "core/kv_retrieval.h"
+#include "core/linear.h"
 #include "core/rope.h"
 #include "core/text_file.h"
+#include "lab/kv_retrieval.h"
 #include "nlohmann/json.hpp"
 
 namespace stave {
@@ -20,10 +21,6 @@ namespace {
 
 constexpr int64_t kIgnore = -100;
 constexpr int kPromoteEvery = 50;  // steps between adaptive-curriculum checks
-
-at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  return x * (x.square().mean(-1, /*keepdim=*/true) + eps).rsqrt() * weight;
-}
 
 // Appends `ids` to the row; each becomes a target of the position before it when `supervised`.
 void Append(std::vector<int64_t>& row, std::vector<int64_t>& targets, const std::vector<int>& ids,

@@ -1,9 +1,9 @@
-#include "client/plot_style.h"
+#include "lab/plot_style.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace stave::cli {
+namespace stave {
 
 SeriesStyle SeriesStyleFor(int i) {
   const int n = static_cast<int>(kSeriesColors.size());
@@ -51,4 +51,4 @@ WaveformLayout LayoutWaveform(int max_distance, double y_lo, double y_hi, double
   return l;
 }
 
-}  // namespace stave::cli
+}  // namespace stave

@@ -1,4 +1,4 @@
-#include "client/kv_eval_plot.h"
+#include "lab/kv_eval_plot.h"
 
 #include <plplot.h>
 
@@ -8,9 +8,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "client/plot_style.h"
+#include "lab/plot_style.h"
 
-namespace stave::cli {
+namespace stave {
 
 absl::Status CheckPlotPath(const std::string& path) {
   const std::string ext = absl::AsciiStrToLower(std::filesystem::path(path).extension().string());
@@ -125,4 +125,4 @@ absl::Status PlotKvEval(const std::string& path, const std::vector<KvEvalCell>& 
   return absl::OkStatus();
 }
 
-}  // namespace stave::cli
+}  // namespace stave

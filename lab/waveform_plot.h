@@ -7,9 +7,14 @@
 
 #include "absl/status/status.h"
 
-namespace stave::cli {
+namespace stave {
+
+// The arguments' checks alone (head dim, distance, bases, the output's format), so a caller can
+// check them before its own (an unwritable output) and before any work.
+absl::Status CheckWaveformArgs(const std::string& path, int head_dim, const std::vector<double>& bases,
+                               int max_distance);
 
 absl::Status WriteWaveform(const std::string& path, int head_dim, const std::vector<double>& bases,
                            int max_distance);
 
-}  // namespace stave::cli
+}  // namespace stave

@@ -7,7 +7,7 @@
 #include <array>
 #include <vector>
 
-namespace stave::cli {
+namespace stave {
 
 struct Rgb {
   int r, g, b;
@@ -51,4 +51,4 @@ WaveformLayout LayoutWaveform(int max_distance, double y_lo, double y_hi, double
 // Relative padding of the waveform's world window around the data (and the marker).
 inline constexpr double kWaveformPad = 0.04;
 
-}  // namespace stave::cli
+}  // namespace stave

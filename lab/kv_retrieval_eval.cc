@@ -1,4 +1,4 @@
-#include "core/kv_retrieval_eval.h"
+#include "lab/kv_retrieval_eval.h"
 
 #include <cmath>
 #include <map>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "core/kv_retrieval.h"
+#include "lab/kv_retrieval.h"
 
 namespace stave {
 

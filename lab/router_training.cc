@@ -1,4 +1,4 @@
-#include "core/router_training.h"
+#include "lab/router_training.h"
 
 #include "core/position_cache.h"
 

@@ -1,5 +1,5 @@
 // stave_spm_train: libsentencepiece's trainer, run by `stave train` in a child process (see
-// TrainSentencePiece in sentencepiece_shim.h). Arguments are the trainer's own flags.
+// TrainSentencePiece in lab/sentencepiece_training.h). Arguments are the trainer's own flags.
 #include <sentencepiece_trainer.h>
 
 #include <iostream>

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "core/kv_retrieval_eval.h"
+#include "lab/kv_retrieval_eval.h"
 
-namespace stave::cli {
+namespace stave {
 
 // --plot's format from its extension: .png or .svg (checked before the evaluation runs).
 absl::Status CheckPlotPath(const std::string& path);
@@ -16,4 +16,4 @@ absl::Status CheckPlotPath(const std::string& path);
 absl::Status PlotKvEval(const std::string& path, const std::vector<KvEvalCell>& cells,
                         const std::vector<std::string>& modes, const std::vector<int>& records);
 
-}  // namespace stave::cli
+}  // namespace stave

@@ -1,4 +1,4 @@
-#include "client/waveform_plot.h"
+#include "lab/waveform_plot.h"
 
 #include <plplot.h>
 
@@ -10,11 +10,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/flags.h"
-#include "client/plot_style.h"
 #include "core/waveform.h"
+#include "lab/plot_style.h"
 
-namespace stave::cli {
+namespace stave {
 namespace {
 
 absl::Status WriteCsv(const std::string& path, const std::vector<std::vector<double>>& curves,
@@ -123,8 +122,8 @@ absl::Status Plot(const std::string& path, const std::string& device, int head_d
 
 }  // namespace
 
-absl::Status WriteWaveform(const std::string& path, int head_dim, const std::vector<double>& bases,
-                           int max_distance) {
+absl::Status CheckWaveformArgs(const std::string& path, int head_dim, const std::vector<double>& bases,
+                               int max_distance) {
   if (head_dim <= 0 || head_dim % 2) return absl::InvalidArgumentError("--head-dim must be a positive even number");
   if (max_distance < 10) return absl::InvalidArgumentError("--max-distance must be at least 10");
   if (bases.empty()) return absl::InvalidArgumentError("--bases: give at least one base");
@@ -133,7 +132,13 @@ absl::Status WriteWaveform(const std::string& path, int head_dim, const std::vec
   const std::string ext = absl::AsciiStrToLower(std::filesystem::path(path).extension().string());
   if (ext != ".csv" && ext != ".png" && ext != ".svg")
     return absl::InvalidArgumentError(absl::StrCat("--out: unknown format '", ext, "' (use .png, .svg or .csv)"));
-  if (auto status = CheckWritable(path, "--out"); !status.ok()) return status;
+  return absl::OkStatus();
+}
+
+absl::Status WriteWaveform(const std::string& path, int head_dim, const std::vector<double>& bases,
+                           int max_distance) {
+  if (auto status = CheckWaveformArgs(path, head_dim, bases, max_distance); !status.ok()) return status;
+  const std::string ext = absl::AsciiStrToLower(std::filesystem::path(path).extension().string());
   std::vector<std::vector<double>> curves;
   std::vector<double> envelope(max_distance + 1, -1e300);
   for (double b : bases) {
@@ -145,4 +150,4 @@ absl::Status WriteWaveform(const std::string& path, int head_dim, const std::vec
   return Plot(path, ext == ".png" ? "pngcairo" : "svgcairo", head_dim, curves, envelope, bases, stave);
 }
 
-}  // namespace stave::cli
+}  // namespace stave

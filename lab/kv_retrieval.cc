@@ -1,4 +1,4 @@
-#include "core/kv_retrieval.h"
+#include "lab/kv_retrieval.h"
 
 #include <algorithm>
 #include <random>
