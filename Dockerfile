@@ -7,10 +7,10 @@
 #             -e STAVE_MODEL=/models/stories260K.bin stave --tokenizer /models/tok512.bin
 #
 # Build stage: Debian's -dev packages (the Makefile's list) and a Release build of the binaries.
-# Runtime stage: no packages installed, only the shared libraries the binaries load, collected
-# by deploy/runtime-libs.sh (which also cuts the libraries Debian's LibTorch links but never
-# calls: OpenCV, FFmpeg and their trees). Image: 1.42 GB with the runtime packages, see
-# docs/deployment.md for the size now and the command that measured it.
+# Runtime: FROM scratch with only what the binaries load, collected by deploy/runtime-libs.sh
+# (which also cuts the libraries Debian's LibTorch links but never calls: OpenCV, FFmpeg and
+# their trees). The image was 1.42 GB with Debian's runtime packages; docs/deployment.md has the
+# size now and the command that measured it.
 FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make patchelf binutils && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -21,14 +21,29 @@ RUN mkdir -p models && make deps && rm -rf /var/lib/apt/lists/* \
  && cmake --build build -j"$(nproc)" --target stave staved stave_sentencepiece \
  && deploy/runtime-libs.sh /runtime-libs build/bin/stave build/bin/staved build/bin/libstave_sentencepiece.so
 
-FROM debian:bookworm-slim
-COPY --from=build /runtime-libs /usr/local/lib/stave
-RUN echo /usr/local/lib/stave > /etc/ld.so.conf.d/stave.conf && ldconfig \
- && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin stave \
- && mkdir -p /models /etc/stave
-COPY --from=build /src/build/bin/stave /src/build/bin/staved /src/build/bin/libstave_sentencepiece.so /usr/local/bin/
-COPY --from=build /src/models /usr/share/stave/models
-USER stave
+# The runtime root, assembled from the build stage's Debian files: those libraries, glibc and the
+# C++ runtime they need, the binaries, the default model, a passwd entry for the non-root user.
+# No shell, no package manager (the distroless pattern): the image is what staved loads.
+FROM build AS rootfs
+RUN mkdir -p /rootfs/usr/local/lib/stave /rootfs/usr/local/bin /rootfs/usr/share/stave /rootfs/lib64 \
+      /rootfs/models /rootfs/etc/stave \
+ && mkdir -m 1777 /rootfs/tmp \
+ && cp -a /runtime-libs/. /rootfs/usr/local/lib/stave/ \
+ && for lib in $(ldd build/bin/stave build/bin/staved build/bin/libstave_sentencepiece.so | awk '/=> \// {print $3}' \
+                 | grep -E '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so' | sort -u); do \
+      cp -L "$lib" /rootfs/usr/local/lib/stave/; \
+    done \
+ && cp -L /lib64/ld-linux-x86-64.so.2 /rootfs/lib64/ \
+ && echo /usr/local/lib/stave > /rootfs/etc/ld.so.conf && ldconfig -r /rootfs \
+ && cp build/bin/stave build/bin/staved build/bin/libstave_sentencepiece.so /rootfs/usr/local/bin/ \
+ && cp -r models /rootfs/usr/share/stave/models \
+ && printf 'root:x:0:0::/root:/nonexistent\nstave:x:10001:10001::/nonexistent:/nonexistent\n' > /rootfs/etc/passwd \
+ && printf 'root:x:0:\nstave:x:10001:\n' > /rootfs/etc/group \
+ && chown 10001:10001 /rootfs/models /rootfs/etc/stave
+
+FROM scratch
+COPY --from=rootfs /rootfs /
+USER 10001:10001
 # Models are mounted here; STAVE_MODEL (or --model) names the one to serve. Empty: the embedded
 # default model (/usr/share/stave/models/default).
 VOLUME /models

@@ -10,7 +10,8 @@
 # copied, and a NEEDED entry that provides none of the library's undefined symbols is removed
 # (patchelf), which is safe because nothing can bind to it (LibTorch's own libraries are kept
 # whatever: they register operators from static constructors, a use no symbol shows); then the closure is computed again
-# and what is no longer loaded is dropped. glibc and the C++ runtime come from the base image.
+# and what is no longer loaded is dropped. glibc and the C++ runtime are left out (the Dockerfile's
+# rootfs stage adds them).
 set -euo pipefail
 out=$1
 shift
@@ -19,7 +20,7 @@ mkdir -p "$out"
 closure() {  # the resolved libraries the binaries load, given the libraries already in $out
   LD_LIBRARY_PATH="$out" ldd "$@" | awk '/=> \// {print $1, $3}' | sort -u
 }
-base_image_lib() {  # glibc, libstdc++ and libgcc_s are in debian:bookworm-slim already
+base_image_lib() {  # glibc, libstdc++ and libgcc_s: the Dockerfile's rootfs stage copies them
   case $1 in
     ld-linux*|libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|libstdc++.so*|libgcc_s.so*) return 0 ;;
   esac
