@@ -22,7 +22,7 @@ TEST(PositionDefaults, TopKZeroSelectsEveryExpert) {
 
 TEST(PositionDefaults, TheProtoConversionUsesThem) {
   stave::v1::PositionConfig p;
-  p.set_mode(stave::v1::MOICE);
+  p.set_mode(stave::v1::POSITION_MODE_MOICE);
   for (double b : {10000.0, 20000.0}) p.add_expert_bases(b);
   auto all = FromProto(p);
   ASSERT_TRUE(all.ok()) << all.status();
