@@ -37,6 +37,14 @@ PROMPT = "Once upon a time, there was a little"
 failures = []
 
 
+def seconds_until_idle(server, limit=10):
+    """Seconds until `server` has no active sequence (gives up after `limit`)."""
+    start = time.monotonic()
+    while server.metric("stave_active_sequences") != 0 and time.monotonic() - start < limit:
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
 def check(condition, what):
     print(("ok   " if condition else "FAIL ") + what)
     if not condition:
@@ -469,10 +477,7 @@ try:
     tokens_before = tokens_at_close - 3  # this request's first three tokens
     conn.sock.shutdown(socket.SHUT_RDWR)
     conn.close()
-    left = time.monotonic()
-    while slow.metric("stave_active_sequences") != 0 and time.monotonic() - left < 10:
-        time.sleep(0.05)
-    took = time.monotonic() - left
+    took = seconds_until_idle(slow)
     tokens_after = slow.metric("stave_generated_tokens_total")
     time.sleep(0.5)
     check(active_before == 1 and slow.metric("stave_active_sequences") == 0 and took < 5,
@@ -501,10 +506,7 @@ try:
         time.sleep(0.02)
     active_before = slow.metric("stave_active_sequences")
     sock.close()
-    left = time.monotonic()
-    while slow.metric("stave_active_sequences") != 0 and time.monotonic() - left < 10:
-        time.sleep(0.05)
-    took = time.monotonic() - left
+    took = seconds_until_idle(slow)
     tokens_stopped = slow.metric("stave_generated_tokens_total")
     time.sleep(0.5)
     check(active_before == 1 and slow.metric("stave_active_sequences") == 0 and took < 5,
