@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -16,8 +17,13 @@ namespace stave {
 
 void ReexecWithShortOpenMpSpin(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  // The resolved path, not /proc/self/exe itself: the process name (ps, pgrep, top) comes from the
+  // executed file's name and would read "exe".
+  std::error_code ec;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec || self.empty()) return;
   if (setenv("GOMP_SPINCOUNT", std::to_string(kOpenMpSpinCount).c_str(), 1) != 0) return;
-  execv("/proc/self/exe", argv);
+  execv(self.c_str(), argv);
   // exec failed (no /proc, say): run on with libgomp's defaults; the variable set above keeps a
   // child process from trying again.
 }

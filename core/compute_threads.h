@@ -17,7 +17,7 @@ namespace stave {
 // libgomp reads its wait policy once, when it is loaded (before main), so the only way to set it
 // for this process is to run it again with the variable set. Unless the user chose a policy
 // (OMP_WAIT_POLICY or GOMP_SPINCOUNT in the environment), sets GOMP_SPINCOUNT to
-// kOpenMpSpinCount and re-executes /proc/self/exe with the same arguments; returns only if it
+// kOpenMpSpinCount and re-executes its own executable with the same arguments; returns only if it
 // did not re-execute (policy already chosen, or exec failed: then the process runs as before).
 // Call first thing in main().
 inline constexpr int kOpenMpSpinCount = 1000;
