@@ -63,21 +63,25 @@ fuzz: deps
 # stave_unit_tests (most of the LibTorch compile time) is not built.
 SANITIZE_DIR ?= build-asan
 SANITIZE_SCOPE ?= all
-SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# -fdebug-prefix-map: with -g, ccache hashes the build directory unless it is given, so another
+# clone or worktree would never hit the cache.
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+  -fdebug-prefix-map=$(CURDIR)=.
 # Reports go to files (log_path) as well as failing the process: staved runs as a child of the
 # integration tests, which do not check its exit status, so its reports would otherwise pass
 # unseen. Any file there after ctest fails `make sanitize` and is printed.
 SANITIZE_LOGS := $(abspath $(SANITIZE_DIR))/sanitizer-logs
 SANITIZE_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_string_checks=1:log_path=$(SANITIZE_LOGS)/asan \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SANITIZE_LOGS)/ubsan \
-  LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp
+  LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0
 SANITIZE_CHECK_LOGS := if ls $(SANITIZE_LOGS)/* >/dev/null 2>&1; then \
   echo "make sanitize: sanitizer reports in $(SANITIZE_LOGS):"; head -n 60 $(SANITIZE_LOGS)/*; exit 1; fi
 LIGHT_FUZZ := gguf gguf_tokenizer tokenizer_json safetensors_header llama2c_header hf_config router_checkpoint request
 SANITIZE_LIGHT_TARGETS := stave_gguf_tests stave_quant_tests stave_text_tokenizer_tests stave_parsers_tests \
   $(addprefix stave_fuzz_replay_,$(LIGHT_FUZZ))
-# Left out in light scope: what needs the unbuilt binaries (staved, the LibTorch test binaries).
-SANITIZE_LIGHT_EXCLUDE := _NOT_BUILT$$|^fuzz_replay_config_file$$|^(python_grpcio_client|python_client_package|stave_cli_usability|http_api)$$
+# Light scope runs the ctest labels light (the light binaries' tests) and fuzz_replay, so a
+# build directory that also holds staved and the LibTorch test binaries runs the same tests.
+SANITIZE_LIGHT_EXCLUDE := _NOT_BUILT$$|^fuzz_replay_config_file$$
 SANITIZE_CI_TARGETS := $(SANITIZE_LIGHT_TARGETS) staved stave stave_server_tests stave_descriptor_set
 # ci scope runs every test of the binaries it builds (and the Python tests against staved) but
 # SANITIZE_CI_SKIP: stave_cli_usability and http_api serve or evaluate the embedded default model,
@@ -91,7 +95,7 @@ sanitize: deps
 	rm -rf $(SANITIZE_LOGS) && mkdir -p $(SANITIZE_LOGS)
 ifeq ($(SANITIZE_SCOPE),light)
 	cmake --build $(SANITIZE_DIR) -j$(JOBS) --target $(SANITIZE_LIGHT_TARGETS)
-	cd $(SANITIZE_DIR) && $(SANITIZE_ENV) ctest --output-on-failure -j$(JOBS) -LE soak -E '$(SANITIZE_LIGHT_EXCLUDE)'; \
+	cd $(SANITIZE_DIR) && $(SANITIZE_ENV) ctest --output-on-failure -j$(JOBS) -L '^(light|fuzz_replay)$$' -E '$(SANITIZE_LIGHT_EXCLUDE)'; \
 	  rc=$$?; $(SANITIZE_CHECK_LOGS); exit $$rc
 else ifeq ($(SANITIZE_SCOPE),ci)
 	cmake --build $(SANITIZE_DIR) -j$(JOBS) --target $(SANITIZE_CI_TARGETS)
