@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -19,6 +21,7 @@
 
 #include "core/checkpoint.h"
 #include "core/hf_checkpoint.h"
+#include "core/sentencepiece_shim.h"
 #include "stave/v1/stave.grpc.pb.h"
 #include "tests/test_support.h"
 
@@ -162,9 +165,34 @@ inline stave::v1::GenerateRequest Request(const std::string& prompt, int max_tok
   return request;
 }
 
+// A llama2.c tokenizer.bin of `vocab` pieces (<unk>, BOS, EOS, the 256 byte pieces, " " and the
+// printable ASCII characters, then fillers): what the slow model uses in sanitizer builds, where
+// the default model's SentencePiece tokenizer.model cannot be loaded (see sentencepiece_skip.h).
+inline void WriteCharTokenizer(const std::filesystem::path& path, int vocab) {
+  std::vector<std::string> pieces = {"<unk>", "\n<s>\n", "\n</s>\n"};
+  char hex[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+    pieces.push_back(hex);
+  }
+  for (char c = ' '; c <= '~'; ++c) pieces.push_back(std::string(1, c));
+  while (static_cast<int>(pieces.size()) < vocab) pieces.push_back("<extra_" + std::to_string(pieces.size()) + ">");
+  std::ofstream out(path, std::ios::binary);
+  const int32_t max_len = 16;
+  out.write(reinterpret_cast<const char*>(&max_len), 4);
+  for (int i = 0; i < vocab; ++i) {
+    const float score = 0;
+    const auto len = static_cast<int32_t>(pieces[i].size());
+    out.write(reinterpret_cast<const char*>(&score), 4);
+    out.write(reinterpret_cast<const char*>(&len), 4);
+    out.write(pieces[i].data(), len);
+  }
+}
+
 // A random-weight model slow enough that a 16-bucket stream of a few hundred tokens runs for
 // seconds on any machine (stories260K finished 341 tokens in 0.3 s here), with the default
-// model's tokenizer. Written once per test process; its directory is returned.
+// model's tokenizer (a character tokenizer.bin in sanitizer builds, which cannot load it).
+// Written once per test process; its directory is returned.
 inline std::string SlowModelDir() {
   static const std::string dir = [] {
     const auto path = std::filesystem::temp_directory_path() / ("stave_slow_model_" + std::to_string(::getpid()));
@@ -172,8 +200,11 @@ inline std::string SlowModelDir() {
     const ModelConfig config = *ParseShapeSpec("dim=512,layers=4,heads=8,kv_heads=8,hidden=1536,vocab=408,ctx=1024");
     std::filesystem::create_directories(path);
     if (!SaveHfCheckpoint(RandomCheckpoint(config, 7), path.string()).ok()) return std::string();
-    std::filesystem::copy_file(std::string(STAVE_SOURCE_DIR) + "/models/default/tokenizer.model",
-                               path / "tokenizer.model", std::filesystem::copy_options::overwrite_existing);
+    if (kSentencePieceAvailable)
+      std::filesystem::copy_file(std::string(STAVE_SOURCE_DIR) + "/models/default/tokenizer.model",
+                                 path / "tokenizer.model", std::filesystem::copy_options::overwrite_existing);
+    else
+      WriteCharTokenizer(path / "tokenizer.bin", config.vocab_size);
     std::atexit([] { std::filesystem::remove_all(std::filesystem::temp_directory_path() /
                                                  ("stave_slow_model_" + std::to_string(::getpid()))); });
     return path.string();
