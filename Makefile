@@ -16,7 +16,7 @@ DEB_PACKAGES := cmake make g++ ccache pkg-config \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   prometheus-cpp-dev libcpp-httplib-dev libyaml-cpp-dev python3-grpcio python3-protobuf yamllint \
   python3-venv python3-setuptools python3-wheel \
-  libgtest-dev libbenchmark-dev libpcre2-dev
+  libgtest-dev libbenchmark-dev libpcre2-dev clang-format clang-tidy git
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -76,6 +76,7 @@ bool DecodeScalar(ValueType type, const unsigned char* p, Value* value) {
   };
   switch (type) {
     case ValueType::kUint8: value->i = load(uint8_t{}); return true;
+    // NOLINTNEXTLINE(bugprone-signed-char-misuse): GGUF INT8 is signed; the sign extension is the point.
     case ValueType::kInt8: value->i = load(int8_t{}); return true;
     case ValueType::kBool: value->i = load(uint8_t{}) != 0; return true;
     case ValueType::kUint16: value->i = load(uint16_t{}); return true;
