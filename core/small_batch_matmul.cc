@@ -8,6 +8,11 @@
 namespace stave::kernels {
 namespace {
 
+// GCC 12's own _mm512_reduce_add_ps reads an uninitialised __Y inside avx512fintrin.h
+// (GCC PR105593) and warns wherever it is inlined; the result does not depend on it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 // NB rows of x against NR rows of W at a time: NR * NB accumulators stay in registers and each
 // 16-float load of x feeds NR fused multiply-adds.
 template <int NB, int NR>
@@ -45,6 +50,7 @@ __attribute__((target("avx512f"))) void RowsAvx512(const float* x, int64_t x_str
       *o = accumulate ? *o + s : s;
     }
 }
+#pragma GCC diagnostic pop
 
 // Portable fallback for CPUs without AVX-512 (and the same loop order).
 void RowsScalar(const float* x, int64_t x_stride, int nb, const float* w, float* out,
