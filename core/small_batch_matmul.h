@@ -2,7 +2,7 @@
 // weight once for all rows. Why hand-written: with LibTorch 1.13 + OpenBLAS here, a GEMM with
 // 2-16 rows reads weights at only 4-5 GB/s (OpenBLAS packs for large matrices), so six bucket
 // branches decoded 4x slower than one; this kernel streams W row by row and does all rows' dot
-// products from registers. `stave bench` measures it; see README "Speed".
+// products from registers. `stave bench` measures it; see docs/benchmarks.md.
 #pragma once
 
 #include <cstdint>

@@ -59,7 +59,7 @@ KvCopyExample MakeKvCopyExample(int records, uint64_t seed);
 // `\nKey of mo: ` then the answer `"ka": "` (the key piece). Answering it means attending to the
 // value's occurrence in the object (the same token) and reading what preceded it: meant to
 // reward the "previous token" attention forward retrieval is built on with a more direct
-// gradient (not seen to help within 3000 steps, run G7 in the README).
+// gradient (not seen to help within 3000 steps, run G7 in docs/default-model.md).
 // Only meaningful for a record whose value is unique in its example.
 struct KvQueryText {
   std::string between, answer;
@@ -75,7 +75,7 @@ std::string ExtractKvValue(const std::string& completion);
 // syllable on its own (a value), and the task's fixed text (instructions, `{`, `", `, `"}`,
 // `Query: `). With them a record is three tokens, a 24-record prompt about 100, and retrieval
 // needs no multi-token key matching (which kept run F at chance for 7000 steps). They did not by
-// themselves get 0.9M-parameter models past chance on 2 records (README, "The default model").
+// themselves get 0.9M-parameter models past chance on 2 records (docs/default-model.md).
 std::vector<std::string> KvTokenizerSymbols();
 
 // A tokenizer-training corpus: `examples` random examples, one text line per line of theirs.

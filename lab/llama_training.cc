@@ -123,7 +123,7 @@ constexpr double kEmbeddingStd = 0.02;  // InitLlamaParameters' tensors without 
 // shrinks every token's own signal ~17x in each RMSNorm, and retrieval stayed at chance. So the
 // token embeddings start at std 1 instead, next to a constant of 4: both shares then barely move
 // under Adam's steps, and the same setup (seed 3) reached 98 % exact match at 12 records by step 2250 (which
-// seeds leave the plateau, and when, still varies: README "The default model"). With
+// seeds leave the plateau, and when, still varies: docs/default-model.md). With
 // tied embeddings that scale would make the initial logits ~sqrt(dim) large, hence the final
 // norm's gain starts at 0.1 (logits of std ~1).
 constexpr double kTokenEmbeddingStd = 1.0;

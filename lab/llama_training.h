@@ -1,5 +1,5 @@
 // Training a Llama from scratch on key-value retrieval (kv_retrieval.h): how the embedded default
-// model is to be made (#7; README "The default model: status"). A plain batched forward with
+// model was made (#7; docs/default-model.md). A plain batched forward with
 // autograd (no KV cache), next-token cross-entropy on the answer tokens (keys and values are
 // random: nothing else is learnable) unless loss_on_all, AdamW with
 // warm-up and cosine decay, gradient clipping. Deterministic given a seed: the batch of step s
