@@ -466,7 +466,7 @@ absl::Status RunBench(const BenchOptions& options) {
     source = "random:" + o.random_shape;
   }
   const ModelConfig& c = model->config();
-  if (o.threads == 0) ConfigureThreads(o.threads = AutoThreads(c));  // reported as chosen
+  o.threads = ConfigureThreadsFor(o.threads, c);  // reported as chosen
   if (o.prompt_tokens + o.gen_tokens > c.max_seq_len)
     return absl::InvalidArgumentError("--prompt-tokens + --gen-tokens exceed the model's context");
   std::mt19937 rng(0);

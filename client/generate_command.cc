@@ -85,7 +85,7 @@ absl::Status RunGenerate(const GenerateOptions& o, bool seed_given) {
   if (!model_path.ok()) return model_path.status();
   auto model = Model::Load(*model_path, o.tokenizer);
   if (!model.ok()) return model.status();
-  if (o.threads == 0) ConfigureThreads(AutoThreads((*model)->config()));
+  ConfigureThreadsFor(o.threads, (*model)->config());
   if (position->mode == PositionMode::kMoice && position->router_path.empty())
     std::fprintf(stderr, "stave: warning: no --router given; MoICE runs with untrained routers "
                          "(Normal(0, 0.02), a near-uniform mixture)\n");

@@ -63,4 +63,10 @@ int AutoThreads(const ModelConfig& config) {
 
 void ConfigureThreads(int threads) { at::set_num_threads(threads > 0 ? threads : UsableCpus()); }
 
+int ConfigureThreadsFor(int requested, const ModelConfig& config) {
+  const int threads = requested > 0 ? requested : AutoThreads(config);
+  at::set_num_threads(threads);
+  return threads;
+}
+
 }  // namespace stave

@@ -38,5 +38,7 @@ int AutoThreads(const ModelConfig& config);
 
 // Sets LibTorch's intra-op thread count (it defaults to 1 here); 0 = UsableCpus().
 void ConfigureThreads(int threads);
+// Once the model is known: `requested` threads, or AutoThreads(config) for 0; returns the count set.
+int ConfigureThreadsFor(int requested, const ModelConfig& config);
 
 }  // namespace stave

@@ -255,11 +255,10 @@ int main(int argc, char** argv) {
   }
   auto flags = CheckFlags();
   if (!flags.ok()) return Fail(flags);
-  stave::ConfigureThreads(absl::GetFlag(FLAGS_threads));
+  stave::ConfigureThreads(absl::GetFlag(FLAGS_threads));  // for loading; the model then picks (below)
   auto model = stave::Model::Load(model_path, absl::GetFlag(FLAGS_tokenizer));
   if (!model.ok()) return Fail(model.status());
-  const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads) : stave::AutoThreads((*model)->config());
-  stave::ConfigureThreads(threads);
+  const int threads = stave::ConfigureThreadsFor(absl::GetFlag(FLAGS_threads), (*model)->config());
   spdlog::info("compute threads: {}{} (of {} usable CPUs); OpenMP spin count {}", threads,
                absl::GetFlag(FLAGS_threads) > 0 ? "" : " (auto)", stave::UsableCpus(),
                std::getenv("GOMP_SPINCOUNT") != nullptr ? std::getenv("GOMP_SPINCOUNT") : "libgomp's default");
